@@ -1,0 +1,50 @@
+import { Column, Entity, Index, PrimaryColumn } from 'typeorm';
+import { BINARY, TEXT_COLLATION } from './column-types';
+import { ImportedWindowsAutopilotDeviceIdentityState } from './ImportedWindowsAutopilotDeviceIdentityState';
+
+/**
+ * microsoft.graph.importedWindowsAutopilotDeviceIdentity. One table holds both collections: devices contained in an
+ * upload (`uploadId` set) and the live deviceManagement/importedWindowsAutopilotDeviceIdentities (`uploadId` NULL).
+ */
+@Entity({ name: 'importedWindowsAutopilotDeviceIdentity' })
+@Index('IX_device_scope_id', ['tenantId', 'uploadId', 'id'])
+@Index('IX_device_scope_groupTag', ['tenantId', 'uploadId', 'groupTag'])
+@Index('IX_device_tenant_serialNumber', ['tenantId', 'serialNumber'])
+@Index('IX_device_tenant_importStatus', ['tenantId', 'state.deviceImportStatus'])
+export class ImportedWindowsAutopilotDeviceIdentity {
+  @PrimaryColumn({ type: 'varchar', length: 36 })
+  id!: string;
+
+  @Column({ type: 'varchar', length: 128 })
+  tenantId!: string;
+
+  @Column({ type: 'varchar', length: 36, nullable: true })
+  uploadId!: string | null;
+
+  @Column({ type: 'varchar', nullable: true, collation: TEXT_COLLATION })
+  orderIdentifier!: string | null;
+
+  @Column({ type: 'varchar', nullable: true, collation: TEXT_COLLATION })
+  groupTag!: string | null;
+
+  @Column({ type: 'varchar', nullable: true, collation: TEXT_COLLATION })
+  serialNumber!: string | null;
+
+  @Column({ type: 'varchar', nullable: true, collation: TEXT_COLLATION })
+  productKey!: string | null;
+
+  @Column({ type: 'varchar', nullable: true, collation: TEXT_COLLATION })
+  importId!: string | null;
+
+  @Column({ type: BINARY, nullable: true })
+  hardwareIdentifier!: Buffer | null;
+
+  @Column(() => ImportedWindowsAutopilotDeviceIdentityState, { prefix: 'state' })
+  state!: ImportedWindowsAutopilotDeviceIdentityState;
+
+  @Column({ type: 'varchar', nullable: true, collation: TEXT_COLLATION })
+  assignedUserPrincipalName!: string | null;
+
+  @Column({ type: 'integer', default: 1 })
+  version!: number;
+}

@@ -1,0 +1,64 @@
+/** Configuration from the environment, validated once at start: a bad value stops the process with a clear message. */
+export interface Config {
+  port: number;
+  host: string;
+  /** `sqlite:<path>`, `sqlite::memory:` or `postgres://…` */
+  databaseUrl: string;
+  /** Service root path, `/beta` by default. */
+  basePath: string;
+  /** Absolute base used in @odata.context and nextLink; by default taken from the request's Host. */
+  publicUrl?: string;
+  logLevel: string;
+  defaultPageSize: number;
+  maxPageSize: number;
+  migrate: boolean;
+}
+
+export class ConfigError extends Error {}
+
+function integer(env: NodeJS.ProcessEnv, name: string, fallback: number, min: number, max: number): number {
+  const raw = env[name];
+  if (raw === undefined || raw === '') return fallback;
+  if (!/^\d+$/.test(raw)) throw new ConfigError(`${name} must be a whole number, got '${raw}'`);
+  const value = Number(raw);
+  if (value < min || value > max) throw new ConfigError(`${name} must be between ${min} and ${max}, got ${value}`);
+  return value;
+}
+
+export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
+  const databaseUrl = env.DATABASE_URL || 'sqlite:./data/autopilot.sqlite';
+  if (!/^(sqlite:.+|postgres(ql)?:\/\/.+)$/.test(databaseUrl)) {
+    throw new ConfigError(`DATABASE_URL must be sqlite:<path>, sqlite::memory: or postgres://…, got '${databaseUrl}'`);
+  }
+  const basePath = (env.BASE_PATH ?? '/beta').replace(/\/+$/, '');
+  if (basePath !== '' && !/^\/[A-Za-z0-9._~\-/]*$/.test(basePath)) {
+    throw new ConfigError(`BASE_PATH must be a URL path such as /beta, got '${env.BASE_PATH}'`);
+  }
+  let publicUrl: string | undefined;
+  if (env.PUBLIC_URL) {
+    try {
+      publicUrl = new URL(env.PUBLIC_URL).origin;
+    } catch {
+      throw new ConfigError(`PUBLIC_URL must be an absolute URL, got '${env.PUBLIC_URL}'`);
+    }
+  }
+  const logLevel = env.LOG_LEVEL || (env.NODE_ENV === 'test' ? 'silent' : 'info');
+  if (!['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].includes(logLevel)) {
+    throw new ConfigError(`LOG_LEVEL must be one of fatal, error, warn, info, debug, trace, silent, got '${logLevel}'`);
+  }
+  const maxPageSize = integer(env, 'MAX_PAGE_SIZE', 999, 1, 10000);
+  const defaultPageSize = integer(env, 'DEFAULT_PAGE_SIZE', Math.min(100, maxPageSize), 1, maxPageSize);
+  const migrateRaw = env.DB_MIGRATE ?? 'true';
+  if (!['true', 'false', '1', '0'].includes(migrateRaw)) throw new ConfigError(`DB_MIGRATE must be true or false, got '${migrateRaw}'`);
+  return {
+    port: integer(env, 'PORT', 5000, 0, 65535),
+    host: env.HOST || '127.0.0.1',
+    databaseUrl,
+    basePath,
+    publicUrl,
+    logLevel,
+    defaultPageSize,
+    maxPageSize,
+    migrate: migrateRaw === 'true' || migrateRaw === '1',
+  };
+}

@@ -1,0 +1,289 @@
+import { ODataController } from '@odata/server';
+import { EntityManager } from 'typeorm';
+import { EntityRecord, Value } from '../odata/binding';
+import { EntitySet, Scope, Stored } from '../odata/entity-set';
+import { badRequest, notFound, ODataError } from '../odata/errors';
+import { entityType, enumType, TYPE } from '../odata/model';
+import { nextLink } from '../odata/paging';
+import { mergeInto, parseEntity, replaceWith } from '../odata/payload';
+import { parseQueryOptions } from '../odata/query';
+import { ODataRequest, Reply } from '../odata/request';
+import {
+  checkWritePreconditions,
+  collectionReply,
+  contextUrl,
+  entityJson,
+  entityReply,
+  notFoundError,
+  notModified,
+  withContext,
+  writeReply,
+} from '../odata/respond';
+import { newId } from '../odata/ids';
+
+/** Where a device collection lives: in an upload (`uploadId`) or in deviceManagement (the live collection). */
+export interface DeviceCollection {
+  tenantId: string;
+  uploadId: string | null;
+  /** Context path, e.g. `deviceManagement/importedWindowsAutopilotDeviceIdentities`. */
+  path: string;
+  /** Absolute URL of the collection, for Location headers and nextLinks. */
+  url: string;
+}
+
+const deviceType = () => entityType(TYPE.device);
+const PENDING = () => enumType(TYPE.importStatus).members.get('pending')!;
+
+/** Properties a client may write; `id` is server-generated and ignored. */
+const updatable = () => [...deviceType().properties.keys()].filter((p) => p !== 'id');
+
+/** Called after devices of an upload change, to keep the upload's status in step. */
+export type DevicesChanged = (manager: EntityManager, tenantId: string, uploadId: string) => Promise<void>;
+
+/**
+ * importedWindowsAutopilotDeviceIdentity collections: the devices of an upload (S1 and the seed's S2 document surface)
+ * and deviceManagement/importedWindowsAutopilotDeviceIdentities. What is special here: server-set `state` on create,
+ * the collection PATCH (single-entity upsert and 4.01 delta payloads) and the `import` action.
+ */
+export class DeviceIdentitiesController extends ODataController {
+  constructor(
+    private readonly devices: EntitySet,
+    private readonly pageSize: (req: ODataRequest) => number,
+    private readonly devicesChanged: DevicesChanged,
+  ) {
+    super();
+  }
+
+  private scope(collection: DeviceCollection): Scope {
+    return { columns: { tenantId: collection.tenantId, uploadId: collection.uploadId } };
+  }
+
+  private entityPath(collection: DeviceCollection) {
+    return collection.path;
+  }
+
+  private locationOf(collection: DeviceCollection, id: string) {
+    return `${collection.url}('${id}')`;
+  }
+
+  /** A new device: the body's properties, a server GUID and the initial import state (SPEC §6). */
+  private newRow(collection: DeviceCollection, values: Record<string, Value>): { id: string; record: EntityRecord; row: Record<string, unknown> } {
+    const id = newId();
+    const record: EntityRecord = {};
+    for (const name of updatable()) record[name] = values[name] ?? null;
+    record.state = { deviceImportStatus: PENDING(), deviceRegistrationId: null, deviceErrorCode: 0, deviceErrorName: null };
+    const row = { id, tenantId: collection.tenantId, uploadId: collection.uploadId, version: 1, ...this.devices.binding.toColumns(record) };
+    return { id, record, row };
+  }
+
+  private async changed(manager: EntityManager, collection: DeviceCollection) {
+    if (collection.uploadId !== null) await this.devicesChanged(manager, collection.tenantId, collection.uploadId);
+  }
+
+  async list(req: ODataRequest, collection: DeviceCollection): Promise<Reply> {
+    const options = parseQueryOptions(req.rawQuery, deviceType(), true);
+    const pageSize = this.pageSize(req);
+    const page = await this.devices.db.read((m) => this.devices.page(m, this.scope(collection), options, pageSize));
+    const headers = req.prefer.maxPageSize ? { 'Preference-Applied': `odata.maxpagesize=${pageSize}` } : undefined;
+    return collectionReply(
+      req,
+      deviceType(),
+      { ...page, nextLink: page.next && nextLink(req.resourceUrl, req.rawQuery, page.next) },
+      this.entityPath(collection),
+      options.select,
+      undefined,
+      headers,
+    );
+  }
+
+  async count(req: ODataRequest, collection: DeviceCollection): Promise<Reply> {
+    const options = parseQueryOptions(req.rawQuery, deviceType(), true);
+    const n = await this.devices.db.read((m) => this.devices.count(m, this.scope(collection), options));
+    return { status: 200, text: String(n), contentType: 'text/plain' };
+  }
+
+  async getByKey(req: ODataRequest, collection: DeviceCollection, key: string): Promise<Reply> {
+    const options = parseQueryOptions(req.rawQuery, deviceType(), false);
+    const stored = await this.devices.db.read((m) => this.devices.findOne(m, this.scope(collection), key));
+    if (!stored) throw notFoundError('importedWindowsAutopilotDeviceIdentity', key);
+    return notModified(req, stored) ?? entityReply(req, deviceType(), stored, this.entityPath(collection), 200, {}, options.select);
+  }
+
+  async create(req: ODataRequest, collection: DeviceCollection): Promise<Reply> {
+    const { values } = parseEntity(deviceType(), req.body);
+    const created = await this.devices.db.write(async (m) => {
+      const { id, record, row } = this.newRow(collection, values);
+      await this.devices.insert(m, [row]);
+      await this.changed(m, collection);
+      return { id, version: 1, record } as Stored;
+    });
+    return writeReply(req, deviceType(), created, this.entityPath(collection), 201, this.locationOf(collection, created.id));
+  }
+
+  async update(req: ODataRequest, collection: DeviceCollection, key: string, replace = false): Promise<Reply> {
+    const { values } = parseEntity(deviceType(), req.body);
+    delete values.id;
+    const stored = await this.devices.db.write(async (m) => {
+      const current = await this.devices.findOne(m, this.scope(collection), key, true);
+      if (!current) {
+        if (req.headers['if-match'] !== undefined) checkWritePreconditions(req, undefined);
+        throw notFoundError('importedWindowsAutopilotDeviceIdentity', key);
+      }
+      checkWritePreconditions(req, current);
+      const next = replace ? replaceWith(deviceType(), current.record, values, updatable()) : mergeInto(deviceType(), current.record, values);
+      const version = await this.devices.update(m, this.scope(collection), key, current.version, next);
+      if (version === undefined) throw new ODataError('PreconditionFailed', 'The entity was changed by another request; read it again.');
+      if ('state' in values || replace) await this.changed(m, collection);
+      return { id: key, version, record: next };
+    });
+    return writeReply(req, deviceType(), stored, this.entityPath(collection), 200);
+  }
+
+  async remove(req: ODataRequest, collection: DeviceCollection, key: string): Promise<Reply> {
+    await this.devices.db.write(async (m) => {
+      const current = await this.devices.findOne(m, this.scope(collection), key, true);
+      if (!current) throw notFoundError('importedWindowsAutopilotDeviceIdentity', key);
+      checkWritePreconditions(req, current);
+      await this.devices.remove(m, this.scope(collection), key);
+      await this.changed(m, collection);
+    });
+    return { status: 204 };
+  }
+
+  /**
+   * PATCH on the collection (SPEC §3): a single entity is an upsert (with `id`: merge into that member, else insert);
+   * a 4.01 delta payload applies all its entries — upserts and `@removed` deletions — in one transaction.
+   */
+  async upsert(req: ODataRequest, collection: DeviceCollection): Promise<Reply> {
+    const body = req.body as Record<string, unknown>;
+    const context = body && typeof body === 'object' ? (body['@context'] ?? body['@odata.context']) : undefined;
+    if (typeof context === 'string' && context.endsWith('$delta')) return this.applyDelta(req, collection, body);
+    if (body && typeof body === 'object' && Array.isArray((body as Record<string, unknown>).value)) {
+      throw badRequest("A collection PATCH with a 'value' array must be a delta payload: add \"@context\": \"#$delta\".", '@context');
+    }
+
+    const id = body && typeof body === 'object' ? body.id : undefined;
+    if (id !== undefined && typeof id !== 'string') throw badRequest("The property 'id' expects a string.", 'id');
+    if (id === undefined) {
+      const { values } = parseEntity(deviceType(), body);
+      const created = await this.devices.db.write(async (m) => {
+        const { id: newKey, record, row } = this.newRow(collection, values);
+        await this.devices.insert(m, [row]);
+        await this.changed(m, collection);
+        return { id: newKey, version: 1, record } as Stored;
+      });
+      return writeReply(req, deviceType(), created, this.entityPath(collection), 200);
+    }
+    return this.update(req, collection, id);
+  }
+
+  private async applyDelta(req: ODataRequest, collection: DeviceCollection, body: Record<string, unknown>): Promise<Reply> {
+    const entries = body.value;
+    if (!Array.isArray(entries)) throw badRequest("A delta payload needs a 'value' array.", 'value');
+    for (const key of Object.keys(body)) {
+      if (!key.startsWith('@') && key !== 'value') throw badRequest(`Unexpected member '${key}' in a delta payload.`, key);
+    }
+    // Validate every entry before touching the database: one bad entry and nothing changes.
+    const parsed = entries.map((entry, i) => {
+      const target = `value[${i}]`;
+      if (!entry || typeof entry !== 'object' || Array.isArray(entry)) throw badRequest(`${target} must be an object.`, target);
+      const e = entry as Record<string, unknown>;
+      const id = e.id ?? idFromReference(e['@id'] ?? e['@odata.id']);
+      if (id !== undefined && typeof id !== 'string') throw badRequest(`${target}/id expects a string.`, `${target}/id`);
+      if ('@removed' in e || '@odata.removed' in e) {
+        if (id === undefined) throw badRequest(`${target}: a removed entry needs its id.`, target);
+        return { kind: 'remove' as const, id };
+      }
+      const rest = { ...e };
+      delete rest['@id'];
+      delete rest['@odata.id'];
+      try {
+        const { values } = parseEntity(deviceType(), rest);
+        delete values.id;
+        return { kind: 'upsert' as const, id, values };
+      } catch (err) {
+        if (err instanceof ODataError && err.code === 'BadRequest') {
+          throw badRequest(`${target}: ${err.message}`, err.target ? `${target}/${err.target}` : target);
+        }
+        throw err;
+      }
+    });
+
+    const results = await this.devices.db.write(async (m) => {
+      const out: ({ removed: string } | Stored)[] = [];
+      for (const [i, entry] of parsed.entries()) {
+        if (entry.kind === 'remove') {
+          if (!(await this.devices.remove(m, this.scope(collection), entry.id))) {
+            throw notFound(`value[${i}]: importedWindowsAutopilotDeviceIdentity '${entry.id}' is not a member of this collection.`);
+          }
+          out.push({ removed: entry.id });
+        } else if (entry.id === undefined) {
+          const { id, record, row } = this.newRow(collection, entry.values);
+          await this.devices.insert(m, [row]);
+          out.push({ id, version: 1, record });
+        } else {
+          const current = await this.devices.findOne(m, this.scope(collection), entry.id, true);
+          if (!current) throw notFound(`value[${i}]: importedWindowsAutopilotDeviceIdentity '${entry.id}' is not a member of this collection.`);
+          const next = mergeInto(deviceType(), current.record, entry.values);
+          const version = await this.devices.update(m, this.scope(collection), entry.id, current.version, next);
+          if (version === undefined) throw new ODataError('PreconditionFailed', `value[${i}] was changed by another request.`);
+          out.push({ id: entry.id, version, record: next });
+        }
+      }
+      await this.changed(m, collection);
+      return out;
+    });
+
+    if (req.prefer.returnPreference === 'minimal') return { status: 204, headers: { 'Preference-Applied': 'return=minimal' } };
+    const value = results.map((r) =>
+      'removed' in r ? { '@removed': { reason: 'deleted' }, id: r.removed } : entityJson(req, deviceType(), r),
+    );
+    return { status: 200, json: withContext(req, `${contextUrl(req, this.entityPath(collection))}/$delta`, { value }) };
+  }
+
+  /** The bound action `import`: creates every device of the body, each with the initial import state. */
+  async import(req: ODataRequest, collection: DeviceCollection): Promise<Reply> {
+    const body = req.body;
+    if (!body || typeof body !== 'object' || Array.isArray(body)) throw badRequest('The import action expects a JSON object.');
+    const b = body as Record<string, unknown>;
+    for (const key of Object.keys(b)) {
+      if (key !== 'importedWindowsAutopilotDeviceIdentities' && !key.startsWith('@')) {
+        throw badRequest(`The import action has no parameter '${key}'.`, key);
+      }
+    }
+    const items = b.importedWindowsAutopilotDeviceIdentities;
+    if (!Array.isArray(items)) {
+      throw badRequest("The parameter 'importedWindowsAutopilotDeviceIdentities' must be an array.", 'importedWindowsAutopilotDeviceIdentities');
+    }
+    const parsed = items.map((item, i) => withTarget(`importedWindowsAutopilotDeviceIdentities[${i}]`, () => parseEntity(deviceType(), item).values));
+    const created = await this.devices.db.write(async (m) => {
+      const rows = parsed.map((values) => this.newRow(collection, values));
+      if (rows.length) await this.devices.insert(m, rows.map((r) => r.row));
+      await this.changed(m, collection);
+      return rows.map((r) => ({ id: r.id, version: 1, record: r.record }));
+    });
+    const value = created.map((stored) => entityJson(req, deviceType(), stored));
+    return {
+      status: 200,
+      json: withContext(req, `${req.serviceRoot}/$metadata#Collection(${TYPE.device})`, { value }),
+    };
+  }
+}
+
+function idFromReference(ref: unknown): string | undefined {
+  if (typeof ref !== 'string') return undefined;
+  const m = /\('([^']+)'\)$/.exec(ref) ?? /\/([^/()]+)$/.exec(ref);
+  return m ? m[1] : ref;
+}
+
+/** Re-targets a validation error at an item of an array parameter. */
+export function withTarget<T>(prefix: string, fn: () => T): T {
+  try {
+    return fn();
+  } catch (err) {
+    if (err instanceof ODataError && err.code === 'BadRequest') {
+      throw badRequest(`${prefix}: ${err.message}`, err.target ? `${prefix}/${err.target}` : prefix);
+    }
+    throw err;
+  }
+}

@@ -1,0 +1,87 @@
+import { mkdirSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
+import { DataSource, EntityManager } from 'typeorm';
+import { ImportedWindowsAutopilotDeviceIdentity } from '../../entities/ImportedWindowsAutopilotDeviceIdentity';
+import { ImportedWindowsAutopilotDeviceIdentityUpload } from '../../entities/ImportedWindowsAutopilotDeviceIdentityUpload';
+import { InitialSchema1764300000000 } from './migrations/1764300000000-InitialSchema';
+import { Dialect, dialectFor } from './dialect';
+
+export const ENTITIES = [ImportedWindowsAutopilotDeviceIdentityUpload, ImportedWindowsAutopilotDeviceIdentity];
+export const MIGRATIONS = [InitialSchema1764300000000];
+
+/** Runs one unit of work at a time. The sqlite driver has a single connection, so transactions must not interleave. */
+class SerialQueue {
+  private tail: Promise<unknown> = Promise.resolve();
+
+  run<T>(fn: () => Promise<T>): Promise<T> {
+    const result = this.tail.then(fn, fn);
+    this.tail = result.catch(() => undefined);
+    return result;
+  }
+}
+
+export function dataSourceOptions(databaseUrl: string) {
+  if (databaseUrl.startsWith('sqlite:')) {
+    const location = databaseUrl.slice('sqlite:'.length);
+    const database = location === ':memory:' ? ':memory:' : resolve(location);
+    if (database !== ':memory:') mkdirSync(dirname(database), { recursive: true });
+    return {
+      type: 'sqlite' as const,
+      database,
+      entities: ENTITIES,
+      migrations: MIGRATIONS,
+      // WAL keeps readers of other processes off the writer's back; a busy timeout turns lock waits into waits, not errors.
+      enableWAL: database !== ':memory:',
+      busyErrorRetry: 2000,
+      logging: false,
+    };
+  }
+  return {
+    type: 'postgres' as const,
+    url: databaseUrl,
+    entities: ENTITIES,
+    migrations: MIGRATIONS,
+    logging: false,
+  };
+}
+
+/**
+ * The persistence boundary: one DataSource, the SQL dialect of its engine, and the two ways in —
+ * `read` for single statements and `write` for transactions (serialised on SQLite).
+ */
+export class Database {
+  readonly dialect: Dialect;
+  private readonly queue: SerialQueue | undefined;
+
+  constructor(readonly dataSource: DataSource) {
+    this.dialect = dialectFor(dataSource.options.type);
+    this.queue = dataSource.options.type === 'sqlite' ? new SerialQueue() : undefined;
+  }
+
+  static async open(databaseUrl: string, migrate = true): Promise<Database> {
+    const dataSource = new DataSource(dataSourceOptions(databaseUrl));
+    await dataSource.initialize();
+    const db = new Database(dataSource);
+    if (dataSource.options.type === 'sqlite') {
+      await dataSource.query('PRAGMA busy_timeout = 5000');
+      await dataSource.query('PRAGMA synchronous = NORMAL');
+    }
+    if (migrate) await dataSource.runMigrations({ transaction: 'each' });
+    return db;
+  }
+
+  /** Reads through the same queue as writes on SQLite, so no read ever sees a transaction's uncommitted rows. */
+  read<T>(fn: (manager: EntityManager) => Promise<T>): Promise<T> {
+    const run = () => fn(this.dataSource.manager);
+    return this.queue ? this.queue.run(run) : run();
+  }
+
+  write<T>(fn: (manager: EntityManager) => Promise<T>): Promise<T> {
+    const run = () => this.dataSource.transaction(fn);
+    return this.queue ? this.queue.run(run) : run();
+  }
+
+  async close(): Promise<void> {
+    if (this.dataSource.isInitialized) await this.dataSource.destroy();
+  }
+}

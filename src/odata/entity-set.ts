@@ -1,0 +1,176 @@
+import { EntityManager, ObjectLiteral, SelectQueryBuilder } from 'typeorm';
+import { Database } from '../db/database';
+import { Binding, EntityRecord, Row } from './binding';
+import { decodeSkipToken, SkipToken } from './paging';
+import { applyFilter, applyFilterAndOrder, QueryOptions } from './query';
+
+/**
+ * Generic reads and writes of one entity type's table, always inside a scope (tenant, containing upload). The SQL is
+ * built with TypeORM's QueryBuilder and bound parameters only; rows are read raw (no ORM hydration) and mapped through
+ * the binding, so only CSDL properties ever reach a response.
+ */
+export interface Scope {
+  /** Column → required value (null = IS NULL), e.g. `{ tenantId: 't1', uploadId: null }`. */
+  columns: Record<string, string | null>;
+}
+
+function scopeCondition(scope: Scope, alias?: string): { where: string; params: Record<string, unknown> } {
+  const parts: string[] = [];
+  const params: Record<string, unknown> = {};
+  for (const [column, value] of Object.entries(scope.columns)) {
+    const ref = alias ? `${alias}.${q(column)}` : q(column);
+    if (value === null) parts.push(`${ref} IS NULL`);
+    else {
+      parts.push(`${ref} = :scope_${column}`);
+      params[`scope_${column}`] = value;
+    }
+  }
+  return { where: parts.join(' AND ') || '1=1', params };
+}
+
+export interface Stored {
+  id: string;
+  version: number;
+  record: EntityRecord;
+}
+
+export interface Page {
+  items: Stored[];
+  count?: number;
+  next?: SkipToken;
+}
+
+const q = (identifier: string) => `"${identifier.replace(/"/g, '""')}"`;
+
+export const etagOf = (version: number) => `W/"${version}"`;
+
+export class EntitySet {
+  private readonly selectList: string[];
+
+  constructor(
+    readonly db: Database,
+    readonly binding: Binding,
+    readonly entity: Function,
+  ) {
+    this.selectList = ['id', 'version', ...binding.allColumns()].map((c) => `t.${q(c)}`);
+  }
+
+  private base(manager: EntityManager, scope: Scope): SelectQueryBuilder<ObjectLiteral> {
+    const { where, params } = scopeCondition(scope, 't');
+    return manager.createQueryBuilder().from(this.entity, 't').where(where, params);
+  }
+
+  toStored(row: Row): Stored {
+    return { id: String(row.id), version: Number(row.version), record: this.binding.fromRow(row) };
+  }
+
+  async findOne(manager: EntityManager, scope: Scope, id: string, forUpdate = false): Promise<Stored | undefined> {
+    const qb = this.base(manager, scope).select(this.selectList).andWhere(`t.${q('id')} = :key`, { key: id });
+    if (forUpdate && this.db.dialect.name === 'postgres') qb.setLock('pessimistic_write');
+    const row = await qb.getRawOne();
+    return row ? this.toStored(row) : undefined;
+  }
+
+  async exists(manager: EntityManager, scope: Scope, id: string): Promise<boolean> {
+    const row = await this.base(manager, scope).select(`t.${q('id')}`).andWhere(`t.${q('id')} = :key`, { key: id }).getRawOne();
+    return row !== undefined;
+  }
+
+  async count(manager: EntityManager, scope: Scope, options: QueryOptions): Promise<number> {
+    const qb = applyFilter(this.base(manager, scope).select('COUNT(*)', 'n'), options, this.binding, this.db.dialect);
+    const row = await qb.getRawOne();
+    return Number(row?.n ?? 0);
+  }
+
+  /** One page of the filtered, ordered collection; `pageSize` undefined = no server paging (used by $expand). */
+  async page(manager: EntityManager, scope: Scope, options: QueryOptions, pageSize: number | undefined): Promise<Page> {
+    const token = options.skiptoken ? decodeSkipToken(options.skiptoken) : undefined;
+    const returned = token?.n ?? 0;
+    const remaining = options.top === undefined ? Infinity : Math.max(0, options.top - returned);
+    const limit = Math.min(remaining, pageSize ?? Infinity);
+    const keyset = !options.orderby;
+
+    const count = options.count ? await this.count(manager, scope, options) : undefined;
+    if (limit === 0) return { items: [], count };
+
+    const qb = applyFilterAndOrder(this.base(manager, scope).select(this.selectList), options, this.binding, this.db.dialect);
+    let offset = 0;
+    if (token?.k !== undefined) qb.andWhere(`t.${q('id')} > :after`, { after: token.k });
+    else if (token?.o !== undefined) offset = token.o;
+    else offset = options.skip ?? 0;
+    // Read one row more than the page to know whether a next page exists.
+    const fetch = Number.isFinite(limit) ? limit + 1 : undefined;
+    if (fetch !== undefined) qb.limit(fetch);
+    if (offset > 0) {
+      qb.offset(offset);
+      if (fetch === undefined) qb.limit(this.db.dialect.name === 'sqlite' ? -1 : (null as unknown as number));
+    }
+    const rows = await qb.getRawMany();
+    const items = rows.slice(0, Number.isFinite(limit) ? limit : undefined).map((row) => this.toStored(row));
+    const more = pageSize !== undefined && rows.length > limit && remaining > limit;
+    let next: SkipToken | undefined;
+    if (more && items.length > 0) {
+      next = keyset
+        ? { k: items[items.length - 1].id, n: returned + items.length }
+        : { o: offset + items.length, n: returned + items.length };
+    }
+    return { items, count, next };
+  }
+
+  private placeholder(i: number): string {
+    return this.db.dialect.name === 'postgres' ? `$${i}` : '?';
+  }
+
+  private get table(): string {
+    return q(this.binding.table);
+  }
+
+  /** Inserts rows keyed by column name, chunked to stay within the engines' bound-parameter limits. */
+  async insert(manager: EntityManager, rows: Record<string, unknown>[], ignoreExisting = false): Promise<void> {
+    if (rows.length === 0) return;
+    const columns = Object.keys(rows[0]);
+    const chunk = Math.max(1, Math.floor(900 / columns.length));
+    for (let i = 0; i < rows.length; i += chunk) {
+      const params: unknown[] = [];
+      const tuples = rows.slice(i, i + chunk).map((row) => `(${columns.map((c) => this.placeholder(params.push(row[c] ?? null))).join(', ')})`);
+      await manager.query(`INSERT INTO ${this.table} (${columns.map(q).join(', ')}) VALUES ${tuples.join(', ')}${ignoreExisting ? ' ON CONFLICT DO NOTHING' : ''}`, params);
+    }
+  }
+
+  private scopeSql(scope: Scope, params: unknown[]): string {
+    return Object.entries(scope.columns)
+      .map(([column, value]) => (value === null ? `${q(column)} IS NULL` : `${q(column)} = ${this.placeholder(params.push(value))}`))
+      .join(' AND ');
+  }
+
+  /** Writes a record if the row still has `version`; returns the new version, or undefined if it changed meanwhile. */
+  async update(manager: EntityManager, scope: Scope, id: string, version: number, record: EntityRecord): Promise<number | undefined> {
+    const params: unknown[] = [];
+    const sets = Object.entries({ ...this.binding.toColumns(record), version: version + 1 }).map(
+      ([column, value]) => `${q(column)} = ${this.placeholder(params.push(value))}`,
+    );
+    const where = `${q('id')} = ${this.placeholder(params.push(id))} AND ${q('version')} = ${this.placeholder(params.push(version))} AND ${this.scopeSql(scope, params)}`;
+    const changed = await this.affected(manager, `UPDATE ${this.table} SET ${sets.join(', ')} WHERE ${where}`, params);
+    return changed === 1 ? version + 1 : undefined;
+  }
+
+  async remove(manager: EntityManager, scope: Scope, id: string): Promise<boolean> {
+    const params: unknown[] = [];
+    const where = `${q('id')} = ${this.placeholder(params.push(id))} AND ${this.scopeSql(scope, params)}`;
+    return (await this.affected(manager, `DELETE FROM ${this.table} WHERE ${where}`, params)) > 0;
+  }
+
+  /** Deletes every row of a scope (the devices of an upload). */
+  async removeAll(manager: EntityManager, scope: Scope): Promise<number> {
+    const params: unknown[] = [];
+    return this.affected(manager, `DELETE FROM ${this.table} WHERE ${this.scopeSql(scope, params)}`, params);
+  }
+
+  /** Runs a write and returns the number of rows it changed, on either engine. */
+  private async affected(manager: EntityManager, sql: string, params: unknown[]): Promise<number> {
+    // Writes run inside Database.write, whose transaction manager carries its query runner.
+    if (!manager.queryRunner) throw new Error('EntitySet writes must run inside Database.write');
+    const result = await manager.queryRunner.query(sql, params, true);
+    return Number(result.affected ?? 0);
+  }
+}

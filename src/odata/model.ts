@@ -1,0 +1,196 @@
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { xml2json } from 'odata-csdl';
+
+/**
+ * The EDM model, read from the CSDL contract in metadata/ — the one document that drives $metadata, payload
+ * validation, serialisation and query translation.
+ */
+export const NAMESPACE = 'microsoft.graph';
+export const METADATA_FILE = join(__dirname, '..', '..', '..', 'metadata', 'graph-autopilot.xml');
+
+export type EdmPrimitive = 'Edm.String' | 'Edm.Binary' | 'Edm.Int32' | 'Edm.DateTimeOffset';
+
+export interface EnumType {
+  kind: 'enum';
+  name: string;
+  qualifiedName: string;
+  members: Map<string, number>;
+  names: Map<number, string>;
+}
+
+export interface StructuralProperty {
+  name: string;
+  nullable: boolean;
+  type: { kind: 'primitive'; name: EdmPrimitive } | EnumType | ComplexType;
+}
+
+export interface NavigationProperty {
+  name: string;
+  target: EntityType;
+  collection: boolean;
+  containsTarget: boolean;
+}
+
+export interface ComplexType {
+  kind: 'complex';
+  name: string;
+  qualifiedName: string;
+  properties: Map<string, StructuralProperty>;
+}
+
+export interface EntityType {
+  kind: 'entity';
+  name: string;
+  qualifiedName: string;
+  abstract: boolean;
+  baseType?: EntityType;
+  key: string[];
+  /** Own and inherited structural properties, in document order (inherited first). */
+  properties: Map<string, StructuralProperty>;
+  navigations: Map<string, NavigationProperty>;
+}
+
+export interface EdmModel {
+  xml: string;
+  json: Record<string, unknown>;
+  entityTypes: Map<string, EntityType>;
+  complexTypes: Map<string, ComplexType>;
+  enumTypes: Map<string, EnumType>;
+  /** Qualified type names accepted for `@odata.type`, mapped to the type they name (namespace or alias form). */
+  typeByName(name: string): EntityType | ComplexType | EnumType | undefined;
+}
+
+type CsdlJson = Record<string, any>;
+
+function findXmlFile(): string {
+  // Compiled code runs from dist/src/odata, ts-jest from src/odata: look for metadata/ in both places.
+  for (const candidate of [METADATA_FILE, join(__dirname, '..', '..', 'metadata', 'graph-autopilot.xml')]) {
+    try {
+      return readFileSync(candidate, 'utf8');
+    } catch {
+      /* next */
+    }
+  }
+  throw new Error('metadata/graph-autopilot.xml not found');
+}
+
+export function loadModel(xml: string = findXmlFile()): EdmModel {
+  const json = xml2json(xml, { annotations: true, strict: true }) as CsdlJson;
+  const schema = json[NAMESPACE] as CsdlJson;
+  const alias: string = schema.$Alias;
+  const qualify = (ref: string) => (ref.startsWith(`${alias}.`) ? `${NAMESPACE}.${ref.slice(alias.length + 1)}` : ref);
+
+  const enumTypes = new Map<string, EnumType>();
+  const complexTypes = new Map<string, ComplexType>();
+  const entityTypes = new Map<string, EntityType>();
+
+  for (const [name, def] of Object.entries(schema)) {
+    if (name.startsWith('$') || name.startsWith('@') || typeof def !== 'object') continue;
+    const qualifiedName = `${NAMESPACE}.${name}`;
+    if (def.$Kind === 'EnumType') {
+      const members = new Map<string, number>();
+      for (const [member, value] of Object.entries(def)) {
+        if (!member.startsWith('$') && !member.includes('@')) members.set(member, value as number);
+      }
+      enumTypes.set(qualifiedName, {
+        kind: 'enum',
+        name,
+        qualifiedName,
+        members,
+        names: new Map([...members].map(([k, v]) => [v, k])),
+      });
+    } else if (def.$Kind === 'ComplexType') {
+      complexTypes.set(qualifiedName, { kind: 'complex', name, qualifiedName, properties: new Map() });
+    } else if (def.$Kind === 'EntityType') {
+      entityTypes.set(qualifiedName, {
+        kind: 'entity',
+        name,
+        qualifiedName,
+        abstract: def.$Abstract === true,
+        key: def.$Key ?? [],
+        properties: new Map(),
+        navigations: new Map(),
+      });
+    }
+  }
+
+  const resolveType = (ref: string | undefined): StructuralProperty['type'] => {
+    const qualified = qualify(ref ?? 'Edm.String');
+    if (qualified.startsWith('Edm.')) return { kind: 'primitive', name: qualified as EdmPrimitive };
+    const found = enumTypes.get(qualified) ?? complexTypes.get(qualified);
+    if (!found) throw new Error(`CSDL references unknown type ${ref}`);
+    return found;
+  };
+  const structural = (def: CsdlJson, into: Map<string, StructuralProperty>) => {
+    for (const [name, prop] of Object.entries(def)) {
+      if (name.startsWith('$') || name.includes('@') || typeof prop !== 'object' || prop.$Kind === 'NavigationProperty') continue;
+      into.set(name, { name, nullable: prop.$Nullable === true, type: resolveType(prop.$Type) });
+    }
+  };
+
+  for (const complex of complexTypes.values()) structural(schema[complex.name], complex.properties);
+
+  const built = new Set<string>();
+  const buildEntity = (entity: EntityType) => {
+    if (built.has(entity.qualifiedName)) return;
+    built.add(entity.qualifiedName);
+    const def = schema[entity.name];
+    if (def.$BaseType) {
+      const base = entityTypes.get(qualify(def.$BaseType));
+      if (!base) throw new Error(`CSDL references unknown base type ${def.$BaseType}`);
+      buildEntity(base);
+      entity.baseType = base;
+      entity.key = entity.key.length ? entity.key : base.key;
+      for (const [k, v] of base.properties) entity.properties.set(k, v);
+      for (const [k, v] of base.navigations) entity.navigations.set(k, v);
+    }
+    structural(def, entity.properties);
+    for (const [name, prop] of Object.entries(def) as [string, CsdlJson][]) {
+      if (typeof prop !== 'object' || prop === null || prop.$Kind !== 'NavigationProperty') continue;
+      const target = entityTypes.get(qualify(prop.$Type));
+      if (!target) throw new Error(`CSDL navigation ${name} references unknown type ${prop.$Type}`);
+      entity.navigations.set(name, {
+        name,
+        target,
+        collection: prop.$Collection === true,
+        containsTarget: prop.$ContainsTarget === true,
+      });
+    }
+  };
+  for (const entity of entityTypes.values()) buildEntity(entity);
+
+  const typeByName = (name: string) => {
+    const qualified = qualify(name);
+    return entityTypes.get(qualified) ?? complexTypes.get(qualified) ?? enumTypes.get(qualified);
+  };
+  return { xml, json, entityTypes, complexTypes, enumTypes, typeByName };
+}
+
+let cached: EdmModel | undefined;
+/** The service's model, read once per process. */
+export function model(): EdmModel {
+  cached ??= loadModel();
+  return cached;
+}
+
+export const TYPE = {
+  upload: `${NAMESPACE}.importedWindowsAutopilotDeviceIdentityUpload`,
+  device: `${NAMESPACE}.importedWindowsAutopilotDeviceIdentity`,
+  state: `${NAMESPACE}.importedWindowsAutopilotDeviceIdentityState`,
+  importStatus: `${NAMESPACE}.importedWindowsAutopilotDeviceIdentityImportStatus`,
+  uploadStatus: `${NAMESPACE}.importedWindowsAutopilotDeviceIdentityUploadStatus`,
+  deviceManagement: `${NAMESPACE}.deviceManagement`,
+} as const;
+
+export function entityType(name: string): EntityType {
+  const found = model().entityTypes.get(name);
+  if (!found) throw new Error(`No entity type ${name}`);
+  return found;
+}
+
+export function enumType(name: string): EnumType {
+  const found = model().enumTypes.get(name);
+  if (!found) throw new Error(`No enum type ${name}`);
+  return found;
+}

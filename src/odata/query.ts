@@ -1,0 +1,230 @@
+import { ObjectLiteral, SelectQueryBuilder } from 'typeorm';
+import { Dialect } from '../db/dialect';
+import { Binding } from './binding';
+import { badRequest, notImplemented } from './errors';
+import { ExpressionTranslator, parseFilter, parseOrderBy, Parameters } from './filter';
+import { EntityType } from './model';
+
+/**
+ * System query options: read from the raw query string (4.01: `$` optional, names case-insensitive), validated against
+ * the entity type, and applied to a TypeORM SelectQueryBuilder with every literal bound as a parameter.
+ */
+export interface QueryOptions {
+  filter?: { source: string; node: ReturnType<typeof parseFilter> };
+  orderby?: { source: string; items: ReturnType<typeof parseOrderBy> };
+  select?: Set<string>;
+  selectSource?: string;
+  top?: number;
+  skip?: number;
+  count?: boolean;
+  skiptoken?: string;
+  expand?: Map<string, QueryOptions>;
+  expandSource?: string;
+  format?: string;
+}
+
+const SYSTEM_OPTIONS = new Set([
+  'filter', 'select', 'orderby', 'top', 'skip', 'count', 'expand', 'skiptoken', 'format', 'search', 'apply',
+  'compute', 'levels', 'deltatoken', 'schemaversion', 'index', 'id',
+]);
+
+function decode(text: string, what: string): string {
+  try {
+    return decodeURIComponent(text.replace(/\+/g, ' '));
+  } catch {
+    throw badRequest(`The query option '${what}' is not correctly percent-encoded.`, what);
+  }
+}
+
+/** Splits the raw query string into (lower-cased, $-less) option names and decoded values; custom options are kept aside. */
+export function splitQuery(rawQuery: string): Map<string, { name: string; value: string }> {
+  const options = new Map<string, { name: string; value: string }>();
+  if (!rawQuery) return options;
+  for (const part of rawQuery.split('&')) {
+    if (part === '') continue;
+    const eq = part.indexOf('=');
+    const rawName = decode(eq < 0 ? part : part.slice(0, eq), part.slice(0, 40));
+    const value = eq < 0 ? '' : decode(part.slice(eq + 1), rawName);
+    const key = rawName.replace(/^\$/, '').toLowerCase();
+    if (!SYSTEM_OPTIONS.has(key)) {
+      if (rawName.startsWith('$')) throw badRequest(`The query option '${rawName}' is not supported.`, rawName);
+      continue; // a custom query option: allowed and not ours to interpret
+    }
+    if (options.has(key)) throw badRequest(`The query option '${rawName}' is specified more than once.`, rawName);
+    options.set(key, { name: rawName, value });
+  }
+  return options;
+}
+
+function nonNegativeInteger(value: string, name: string): number {
+  if (!/^\d{1,9}$/.test(value)) throw badRequest(`The value of '${name}' must be a non-negative integer, got '${value}'.`, name);
+  return Number(value);
+}
+
+function boolean(value: string, name: string): boolean {
+  if (value !== 'true' && value !== 'false') throw badRequest(`The value of '${name}' must be true or false, got '${value}'.`, name);
+  return value === 'true';
+}
+
+function parseSelect(value: string, type: EntityType, name: string): Set<string> {
+  const selected = new Set<string>();
+  for (const item of value.split(',').map((s) => s.trim())) {
+    if (item === '*') {
+      for (const p of type.properties.keys()) selected.add(p);
+      continue;
+    }
+    if (item.includes('/')) throw notImplemented(`Selecting part of a complex property ('${item}') is not supported; select '${item.split('/')[0]}'.`, name);
+    if (item.includes('(')) throw notImplemented(`Nested options in ${name} ('${item}') are not supported.`, name);
+    const bare = item.replace(/^microsoft\.graph\.importedWindowsAutopilotDevice\w*\//, '');
+    if (!type.properties.has(bare) && !type.navigations.has(bare)) {
+      throw badRequest(`Could not find a property named '${item}' on type '${type.qualifiedName}' (in ${name}).`, name);
+    }
+    if (type.properties.has(bare)) selected.add(bare);
+  }
+  return selected;
+}
+
+/** Splits `a($x=1;$y=2),b` at top-level commas / semicolons, respecting parentheses and string literals. */
+function splitTopLevel(value: string, separator: ',' | ';'): string[] {
+  const parts: string[] = [];
+  let depth = 0;
+  let inString = false;
+  let current = '';
+  for (const ch of value) {
+    if (ch === "'") inString = !inString;
+    if (!inString) {
+      if (ch === '(') depth++;
+      if (ch === ')') depth--;
+      if (depth < 0) throw badRequest(`Unbalanced parentheses in '${value}'.`);
+      if (ch === separator && depth === 0) {
+        parts.push(current);
+        current = '';
+        continue;
+      }
+    }
+    current += ch;
+  }
+  if (depth !== 0 || inString) throw badRequest(`Unbalanced parentheses or quotes in '${value}'.`);
+  parts.push(current);
+  return parts;
+}
+
+function parseExpand(value: string, type: EntityType, name: string): Map<string, QueryOptions> {
+  const expand = new Map<string, QueryOptions>();
+  for (const item of splitTopLevel(value, ',').map((s) => s.trim())) {
+    const open = item.indexOf('(');
+    const navName = open < 0 ? item : item.slice(0, open);
+    if (!item.endsWith(')') && open >= 0) throw badRequest(`Syntax error in ${name}: '${item}'.`, name);
+    const targets = navName === '*' ? [...type.navigations.keys()] : [navName];
+    if (navName.includes('/')) throw notImplemented(`Multi-level expansion ('${navName}') is not supported.`, name);
+    for (const target of targets) {
+      const navigation = type.navigations.get(target);
+      if (!navigation) throw badRequest(`Could not find a navigation property named '${target}' on type '${type.qualifiedName}' (in ${name}).`, name);
+      if (expand.has(target)) throw badRequest(`'${target}' is expanded more than once.`, name);
+      const nested = new Map<string, { name: string; value: string }>();
+      if (open >= 0) {
+        for (const option of splitTopLevel(item.slice(open + 1, -1), ';')) {
+          const eq = option.indexOf('=');
+          if (eq < 0) throw badRequest(`Syntax error in the options of '${target}' in ${name}: '${option}'.`, name);
+          const optName = option.slice(0, eq).trim();
+          const key = optName.replace(/^\$/, '').toLowerCase();
+          if (!SYSTEM_OPTIONS.has(key)) throw badRequest(`The query option '${optName}' is not supported inside ${name}.`, name);
+          if (nested.has(key)) throw badRequest(`The query option '${optName}' is specified more than once inside ${name}.`, name);
+          nested.set(key, { name: `${name}/${target}/${optName}`, value: option.slice(eq + 1) });
+        }
+      }
+      expand.set(target, readOptions(nested, navigation.target, true));
+    }
+  }
+  return expand;
+}
+
+function readOptions(options: Map<string, { name: string; value: string }>, type: EntityType, collection: boolean): QueryOptions {
+  const result: QueryOptions = {};
+  for (const [key, { name, value }] of options) {
+    const collectionOnly = () => {
+      if (!collection) throw badRequest(`The query option '${name}' applies to collections only.`, name);
+    };
+    switch (key) {
+      case 'filter':
+        collectionOnly();
+        result.filter = { source: value, node: parseFilter(value) };
+        break;
+      case 'orderby':
+        collectionOnly();
+        result.orderby = { source: value, items: parseOrderBy(value) };
+        break;
+      case 'select':
+        result.select = parseSelect(value, type, name);
+        result.selectSource = value;
+        break;
+      case 'top':
+        collectionOnly();
+        result.top = nonNegativeInteger(value, name);
+        break;
+      case 'skip':
+        collectionOnly();
+        result.skip = nonNegativeInteger(value, name);
+        break;
+      case 'count':
+        collectionOnly();
+        result.count = boolean(value, name);
+        break;
+      case 'skiptoken':
+        collectionOnly();
+        result.skiptoken = value;
+        break;
+      case 'expand':
+        result.expand = parseExpand(value, type, name);
+        result.expandSource = value;
+        break;
+      case 'format':
+        result.format = value;
+        break;
+      case 'search':
+        throw notImplemented(`The query option '${name}' is not supported by this service.`, name);
+      case 'levels':
+        throw badRequest(`The query option '${name}' is only allowed inside $expand.`, name);
+      default:
+        throw notImplemented(`The query option '${name}' is not supported by this service.`, name);
+    }
+  }
+  return result;
+}
+
+/** Reads the query options of a request addressed to a collection (`collection`) or to a single entity. */
+export function parseQueryOptions(rawQuery: string, type: EntityType, collection: boolean): QueryOptions {
+  return readOptions(splitQuery(rawQuery), type, collection);
+}
+
+const q = (identifier: string) => `"${identifier.replace(/"/g, '""')}"`;
+
+/** Adds $filter and $orderby (plus the stable `id` tie-break) to a query builder whose alias is `t`. */
+export function applyFilterAndOrder<T extends ObjectLiteral>(
+  qb: SelectQueryBuilder<T>,
+  options: QueryOptions,
+  binding: Binding,
+  dialect: Dialect,
+  prefix = 'f',
+): SelectQueryBuilder<T> {
+  const params = new Parameters(prefix);
+  const translator = new ExpressionTranslator(binding, dialect, params);
+  if (options.filter) qb.andWhere(translator.condition(options.filter.node));
+  for (const item of options.orderby?.items ?? []) {
+    const sql = translator.value(item.expr);
+    // OData sorts nulls first ascending and last descending on both engines.
+    qb.addOrderBy(sql, item.descending ? 'DESC' : 'ASC', item.descending ? 'NULLS LAST' : 'NULLS FIRST');
+  }
+  qb.addOrderBy(`t.${q('id')}`, 'ASC');
+  qb.setParameters(params.values);
+  return qb;
+}
+
+/** Where-clause only ($filter), for counts. */
+export function applyFilter<T extends ObjectLiteral>(qb: SelectQueryBuilder<T>, options: QueryOptions, binding: Binding, dialect: Dialect, prefix = 'c'): SelectQueryBuilder<T> {
+  if (!options.filter) return qb;
+  const params = new Parameters(prefix);
+  qb.andWhere(new ExpressionTranslator(binding, dialect, params).condition(options.filter.node));
+  qb.setParameters(params.values);
+  return qb;
+}

@@ -1,0 +1,221 @@
+import { randomUUID } from 'node:crypto';
+import { createServer, IncomingMessage, Server, ServerResponse } from 'node:http';
+import pino, { Logger } from 'pino';
+import { Config } from './config';
+import { DeviceIdentitiesController } from './controllers/device-identities.controller';
+import { UploadsController } from './controllers/uploads.controller';
+import { Database } from './db/database';
+import { ImportedWindowsAutopilotDeviceIdentity } from '../entities/ImportedWindowsAutopilotDeviceIdentity';
+import { ImportedWindowsAutopilotDeviceIdentityUpload } from '../entities/ImportedWindowsAutopilotDeviceIdentityUpload';
+import { Binding } from './odata/binding';
+import { EntitySet } from './odata/entity-set';
+import { asODataError, badRequest, methodNotAllowed, ODataError, toGraphError } from './odata/errors';
+import { entityType, model, TYPE } from './odata/model';
+import { checkJsonContentType, checkVersions, negotiateJson, negotiateMetadata, parsePrefer } from './odata/negotiation';
+import { splitQuery } from './odata/query';
+import { ODataRequest, Reply } from './odata/request';
+import { splitPath } from './odata/resource-path';
+import { Routes } from './routes';
+
+/** Request bodies above this are refused with 413 (SPEC §4). */
+export const BODY_LIMIT = 4 * 1024 * 1024;
+
+const BODY_METHODS = new Set(['POST', 'PATCH', 'PUT']);
+
+export interface App {
+  server: Server;
+  db: Database;
+  logger: Logger;
+  close(): Promise<void>;
+}
+
+class BodyTooLarge extends Error {}
+
+function readBody(req: IncomingMessage): Promise<Buffer> {
+  return new Promise((resolve, reject) => {
+    const declared = Number(req.headers['content-length'] ?? 0);
+    if (declared > BODY_LIMIT) return reject(new BodyTooLarge());
+    const chunks: Buffer[] = [];
+    let size = 0;
+    req.on('data', (chunk: Buffer) => {
+      size += chunk.length;
+      if (size > BODY_LIMIT) {
+        req.removeAllListeners('data');
+        req.pause();
+        reject(new BodyTooLarge());
+        return;
+      }
+      chunks.push(chunk);
+    });
+    req.on('end', () => resolve(Buffer.concat(chunks)));
+    req.on('error', reject);
+  });
+}
+
+/** Builds the service: bindings from the CSDL + TypeORM metadata, controllers, routes and the HTTP server. */
+export function createApp(config: Config, db: Database, logger: Logger = pino({ level: config.logLevel })): App {
+  const uploadSet = new EntitySet(db, new Binding(entityType(TYPE.upload), db.dataSource, ImportedWindowsAutopilotDeviceIdentityUpload), ImportedWindowsAutopilotDeviceIdentityUpload);
+  const deviceSet = new EntitySet(db, new Binding(entityType(TYPE.device), db.dataSource, ImportedWindowsAutopilotDeviceIdentity), ImportedWindowsAutopilotDeviceIdentity);
+  const pageSize = (req: ODataRequest) => Math.min(req.prefer.maxPageSize ?? config.defaultPageSize, config.maxPageSize);
+  const uploads = new UploadsController(uploadSet, deviceSet, pageSize);
+  const devices = new DeviceIdentitiesController(deviceSet, pageSize, uploads.refreshStatus);
+  const routes = new Routes(uploads, devices);
+  const metadataJson = JSON.stringify(model().json);
+
+  function send(res: ServerResponse, status: number, headers: Record<string, string>, body?: string | Buffer) {
+    if (body !== undefined) headers['Content-Length'] = String(Buffer.byteLength(body));
+    res.writeHead(status, headers);
+    res.end(body);
+  }
+
+  async function handle(req: IncomingMessage, res: ServerResponse, requestId: string, clientRequestId: string): Promise<number> {
+    const url = req.url ?? '/';
+    const qIndex = url.indexOf('?');
+    const pathname = qIndex < 0 ? url : url.slice(0, qIndex);
+    const rawQuery = qIndex < 0 ? '' : url.slice(qIndex + 1);
+    const method = (req.method ?? 'GET').toUpperCase();
+    const base: Record<string, string> = { 'OData-Version': '4.0', 'request-id': requestId, 'client-request-id': clientRequestId };
+
+    if (pathname === '/health' || pathname === '/ready') {
+      if (pathname === '/ready') await db.read((m) => m.query('SELECT 1'));
+      send(res, 200, { ...base, 'Content-Type': 'application/json' }, JSON.stringify({ status: 'ok' }));
+      return 200;
+    }
+
+    const root = config.basePath;
+    if (pathname !== root && !pathname.startsWith(`${root}/`)) {
+      throw new ODataError('ResourceNotFound', `Nothing is served at '${pathname.slice(0, 100)}'; the service root is '${root || '/'}'.`);
+    }
+    checkVersions(header(req, 'odata-version'), header(req, 'odata-maxversion'));
+    const segments = splitPath(pathname.slice(root.length));
+    const host = config.publicUrl ?? `http://${req.headers.host ?? `${config.host}:${config.port}`}`;
+    const serviceRoot = `${host}${root}`;
+    const options = splitQuery(rawQuery);
+    const format = options.get('format')?.value;
+
+    if (segments.length === 0 || (segments.length === 1 && segments[0] === '$metadata')) {
+      if (method !== 'GET' && method !== 'HEAD') throw methodNotAllowed(method, ['GET']);
+      if (segments.length === 0) {
+        const json = negotiateJson(header(req, 'accept'), format);
+        const body = {
+          '@odata.context': `${serviceRoot}/$metadata`,
+          value: [
+            { name: 'deviceManagement', kind: 'Singleton', url: 'deviceManagement' },
+            { name: 'importedWindowsAutopilotDeviceIdentityUpload', kind: 'Singleton', url: 'importedWindowsAutopilotDeviceIdentityUpload' },
+          ],
+        };
+        send(res, 200, { ...base, 'Content-Type': json.contentType }, JSON.stringify(body));
+        return 200;
+      }
+      const kind = negotiateMetadata(header(req, 'accept'), format);
+      if (kind === 'xml') send(res, 200, { ...base, 'Content-Type': 'application/xml' }, model().xml);
+      else send(res, 200, { ...base, 'Content-Type': 'application/json' }, metadataJson);
+      return 200;
+    }
+    if (segments[0] === '$batch') throw new ODataError('NotImplemented', '$batch is not supported by this service yet.');
+
+    const tenantId = 'default';
+    const route = routes.resolve(segments, tenantId, serviceRoot);
+    if (!route) throw new ODataError('ResourceNotFound', `Resource not found for '${pathname}'.`);
+    const handler = route.methods[method];
+    if (!handler) throw methodNotAllowed(method, Object.keys(route.methods));
+
+    const jsonFormat = negotiateJson(header(req, 'accept'), format);
+    let body: unknown;
+    const raw = BODY_METHODS.has(method) ? await readBody(req) : Buffer.alloc(0);
+    if (route.jsonBody?.has(method)) {
+      checkJsonContentType(header(req, 'content-type'));
+      if (raw.length === 0) throw badRequest('The request body is empty; a JSON object is expected.');
+      try {
+        body = JSON.parse(raw.toString('utf8'));
+      } catch (err) {
+        throw badRequest(`The request body is not valid JSON: ${(err as Error).message}.`);
+      }
+    }
+
+    const odataReq: ODataRequest = {
+      method,
+      segments,
+      rawQuery,
+      headers: req.headers,
+      body,
+      rawBody: raw,
+      requestId,
+      clientRequestId,
+      tenantId,
+      serviceRoot,
+      resourceUrl: `${host}${pathname}`,
+      prefer: parsePrefer(header(req, 'prefer')),
+      format: jsonFormat,
+    };
+    const reply: Reply = await handler(odataReq);
+    const headers: Record<string, string> = { ...base, ...reply.headers };
+    if (reply.json !== undefined) {
+      headers['Content-Type'] = jsonFormat.contentType;
+      send(res, reply.status, headers, JSON.stringify(reply.json));
+    } else if (reply.text !== undefined) {
+      headers['Content-Type'] = reply.contentType ?? 'text/plain';
+      send(res, reply.status, headers, reply.text);
+    } else send(res, reply.status, headers);
+    return reply.status;
+  }
+
+  const server = createServer((req, res) => {
+    const started = process.hrtime.bigint();
+    const requestId = randomUUID();
+    const clientRequestId = header(req, 'client-request-id')?.slice(0, 200) || requestId;
+    const done = (status: number) =>
+      logger.info(
+        { requestId, clientRequestId, method: req.method, url: req.url?.split('?')[0], status, ms: Number(process.hrtime.bigint() - started) / 1e6 },
+        'request',
+      );
+    handle(req, res, requestId, clientRequestId).then(done, (err: unknown) => {
+      let error: ODataError;
+      if (err instanceof BodyTooLarge) {
+        error = new ODataError('RequestEntityTooLarge', `The request body exceeds the limit of ${BODY_LIMIT} bytes.`);
+        res.setHeader('Connection', 'close');
+      } else {
+        const mapped = asODataError(err);
+        error = mapped.error;
+        if (mapped.internal) logger.error({ requestId, err }, 'request failed');
+      }
+      if (res.headersSent) {
+        res.destroy();
+        return;
+      }
+      const body = JSON.stringify(toGraphError(error, requestId, clientRequestId));
+      send(
+        res,
+        error.status,
+        {
+          'OData-Version': '4.0',
+          'request-id': requestId,
+          'client-request-id': clientRequestId,
+          'Content-Type': 'application/json',
+          'Content-Language': 'en',
+          ...error.headers,
+        },
+        body,
+      );
+      done(error.status);
+    });
+  });
+  server.keepAliveTimeout = 5000;
+  server.requestTimeout = 30000;
+  server.headersTimeout = 10000;
+
+  return {
+    server,
+    db,
+    logger,
+    async close() {
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+      await db.close();
+    },
+  };
+}
+
+function header(req: IncomingMessage, name: string): string | undefined {
+  const value = req.headers[name];
+  return Array.isArray(value) ? value.join(', ') : value;
+}

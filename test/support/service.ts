@@ -1,0 +1,87 @@
+import 'reflect-metadata';
+import { AddressInfo } from 'node:net';
+import { loadConfig } from '../../src/config';
+import { Database } from '../../src/db/database';
+import { App, createApp } from '../../src/server';
+
+/**
+ * A real service on an ephemeral loopback port, on its own fresh database: in-memory SQLite by default, or the
+ * database named by TEST_DATABASE_URL (each call gets a schema of its own there).
+ */
+export interface TestService {
+  app: App;
+  /** http://127.0.0.1:PORT */
+  origin: string;
+  /** http://127.0.0.1:PORT/beta */
+  root: string;
+  request(method: string, path: string, options?: RequestOptions): Promise<TestResponse>;
+  get(path: string, options?: RequestOptions): Promise<TestResponse>;
+  close(): Promise<void>;
+}
+
+export interface RequestOptions {
+  headers?: Record<string, string>;
+  /** An object/array is sent as JSON with Content-Type application/json; a string is sent as is. */
+  body?: unknown;
+}
+
+export interface TestResponse {
+  status: number;
+  headers: Headers;
+  text: string;
+  /** The parsed JSON body, or undefined. */
+  body: any;
+}
+
+export async function startService(env: Record<string, string> = {}, databaseUrl = 'sqlite::memory:'): Promise<TestService> {
+  const config = loadConfig({ NODE_ENV: 'test', PORT: '0', DATABASE_URL: databaseUrl, ...env });
+  const db = await Database.open(config.databaseUrl);
+  const app = createApp(config, db);
+  await new Promise<void>((resolve) => app.server.listen(0, '127.0.0.1', resolve));
+  const { port } = app.server.address() as AddressInfo;
+  const origin = `http://127.0.0.1:${port}`;
+  const root = `${origin}${config.basePath}`;
+
+  async function request(method: string, path: string, options: RequestOptions = {}): Promise<TestResponse> {
+    const headers: Record<string, string> = { ...options.headers };
+    let body: string | undefined;
+    if (options.body !== undefined) {
+      if (typeof options.body === 'string') body = options.body;
+      else {
+        body = JSON.stringify(options.body);
+        if (!Object.keys(headers).some((h) => h.toLowerCase() === 'content-type')) headers['Content-Type'] = 'application/json';
+      }
+    }
+    const url = path.startsWith('http') ? path : `${path.startsWith('/') ? origin : `${root}/`}${path}`;
+    const res = await fetch(url, { method, headers, body });
+    const text = await res.text();
+    let parsed: unknown;
+    try {
+      parsed = text ? JSON.parse(text) : undefined;
+    } catch {
+      parsed = undefined;
+    }
+    return { status: res.status, headers: res.headers, text, body: parsed };
+  }
+
+  return {
+    app,
+    origin,
+    root,
+    request,
+    get: (path, options) => request('GET', path, options),
+    close: () => app.close(),
+  };
+}
+
+/** Percent-encodes a query string the way a careful client does. */
+export function query(options: Record<string, string | number | boolean>): string {
+  return Object.entries(options)
+    .map(([k, v]) => `${encodeURIComponent(k)}=${encodeURIComponent(String(v))}`)
+    .join('&');
+}
+
+export const UPLOADS = 'deviceManagement/importedWindowsAutopilotDeviceIdentityUploads';
+export const LIVE = 'deviceManagement/importedWindowsAutopilotDeviceIdentities';
+export const DEFAULT_UPLOAD = 'importedWindowsAutopilotDeviceIdentityUpload';
+export const GUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
