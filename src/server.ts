@@ -22,6 +22,17 @@ export const BODY_LIMIT = 4 * 1024 * 1024;
 
 const BODY_METHODS = new Set(['POST', 'PATCH', 'PUT']);
 
+/** Who is calling: the tenant every query is scoped by. Resolved per request by `authenticate`. */
+export interface Caller {
+  tenantId: string;
+}
+
+/** Turns a request into a Caller or throws a 401/403 ODataError. `write` is true for methods that change data. */
+export type Authenticate = (req: IncomingMessage, write: boolean) => Promise<Caller>;
+
+/** No authentication: everything belongs to tenant `default`. */
+export const anonymous: Authenticate = async () => ({ tenantId: 'default' });
+
 export interface App {
   server: Server;
   db: Database;
@@ -53,7 +64,12 @@ function readBody(req: IncomingMessage): Promise<Buffer> {
 }
 
 /** Builds the service: bindings from the CSDL + TypeORM metadata, controllers, routes and the HTTP server. */
-export function createApp(config: Config, db: Database, logger: Logger = pino({ level: config.logLevel })): App {
+export function createApp(
+  config: Config,
+  db: Database,
+  logger: Logger = pino({ level: config.logLevel }),
+  authenticate: Authenticate = anonymous,
+): App {
   const uploadSet = new EntitySet(db, new Binding(entityType(TYPE.upload), db.dataSource, ImportedWindowsAutopilotDeviceIdentityUpload), ImportedWindowsAutopilotDeviceIdentityUpload);
   const deviceSet = new EntitySet(db, new Binding(entityType(TYPE.device), db.dataSource, ImportedWindowsAutopilotDeviceIdentity), ImportedWindowsAutopilotDeviceIdentity);
   const pageSize = (req: ODataRequest) => Math.min(req.prefer.maxPageSize ?? config.defaultPageSize, config.maxPageSize);
@@ -114,7 +130,7 @@ export function createApp(config: Config, db: Database, logger: Logger = pino({ 
     }
     if (segments[0] === '$batch') throw new ODataError('NotImplemented', '$batch is not supported by this service yet.');
 
-    const tenantId = 'default';
+    const { tenantId } = await authenticate(req, method !== 'GET' && method !== 'HEAD');
     const route = routes.resolve(segments, tenantId, serviceRoot);
     if (!route) throw new ODataError('ResourceNotFound', `Resource not found for '${pathname}'.`);
     const handler = route.methods[method];
