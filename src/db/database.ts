@@ -5,6 +5,7 @@ import { ImportedWindowsAutopilotDeviceIdentity } from '../../entities/ImportedW
 import { ImportedWindowsAutopilotDeviceIdentityUpload } from '../../entities/ImportedWindowsAutopilotDeviceIdentityUpload';
 import { InitialSchema1764300000000 } from './migrations/1764300000000-InitialSchema';
 import { Dialect, dialectFor } from './dialect';
+import { GraphNamingStrategy } from './naming-strategy';
 
 export const ENTITIES = [ImportedWindowsAutopilotDeviceIdentityUpload, ImportedWindowsAutopilotDeviceIdentity];
 export const MIGRATIONS = [InitialSchema1764300000000];
@@ -33,6 +34,7 @@ export function dataSourceOptions(databaseUrl: string) {
       // WAL keeps readers of other processes off the writer's back; a busy timeout turns lock waits into waits, not errors.
       enableWAL: database !== ':memory:',
       busyErrorRetry: 2000,
+      namingStrategy: new GraphNamingStrategy(),
       logging: false,
     };
   }
@@ -41,6 +43,7 @@ export function dataSourceOptions(databaseUrl: string) {
     url: databaseUrl,
     entities: ENTITIES,
     migrations: MIGRATIONS,
+    namingStrategy: new GraphNamingStrategy(),
     logging: false,
   };
 }
