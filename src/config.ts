@@ -12,7 +12,22 @@ export interface Config {
   defaultPageSize: number;
   maxPageSize: number;
   migrate: boolean;
+  auth: AuthConfig;
+  throttle: { reads: Rate; writes: Rate };
 }
+
+export interface AuthConfig {
+  /** `secret`: HS256 with AUTH_SECRET; `jwks`: AUTH_JWKS; `local`: a generated secret in `secretFile`; `disabled`. */
+  mode: 'secret' | 'jwks' | 'local' | 'disabled';
+  secret?: string;
+  jwks?: string;
+  audience?: string;
+  issuer?: string;
+  secretFile: string;
+}
+
+import { dirname, join } from 'node:path';
+import { parseRate, Rate } from './auth/throttle';
 
 export class ConfigError extends Error {}
 
@@ -50,7 +65,28 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   const defaultPageSize = integer(env, 'DEFAULT_PAGE_SIZE', Math.min(100, maxPageSize), 1, maxPageSize);
   const migrateRaw = env.DB_MIGRATE ?? 'true';
   if (!['true', 'false', '1', '0'].includes(migrateRaw)) throw new ConfigError(`DB_MIGRATE must be true or false, got '${migrateRaw}'`);
+  const authDisabled = ['1', 'true'].includes(env.AUTH_DISABLED ?? '');
+  if (env.AUTH_SECRET !== undefined && env.AUTH_SECRET !== '' && env.AUTH_SECRET.length < 16) {
+    throw new ConfigError('AUTH_SECRET must be at least 16 characters');
+  }
+  const dataDir = databaseUrl.startsWith('sqlite:') && databaseUrl !== 'sqlite::memory:' ? dirname(databaseUrl.slice(7)) : './data';
+  const auth: AuthConfig = {
+    mode: authDisabled ? 'disabled' : env.AUTH_JWKS ? 'jwks' : env.AUTH_SECRET ? 'secret' : 'local',
+    secret: env.AUTH_SECRET || undefined,
+    jwks: env.AUTH_JWKS || undefined,
+    audience: env.AUTH_AUDIENCE || undefined,
+    issuer: env.AUTH_ISSUER || undefined,
+    secretFile: env.AUTH_SECRET_FILE || join(dataDir, 'auth-secret'),
+  };
+  let throttle: Config['throttle'];
+  try {
+    throttle = { reads: parseRate(env.THROTTLE_READS || '2000/20', 'THROTTLE_READS'), writes: parseRate(env.THROTTLE_WRITES || '200/20', 'THROTTLE_WRITES') };
+  } catch (err) {
+    throw new ConfigError((err as Error).message);
+  }
   return {
+    auth,
+    throttle,
     port: integer(env, 'PORT', 5000, 0, 65535),
     host: env.HOST || '127.0.0.1',
     databaseUrl,

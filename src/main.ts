@@ -3,6 +3,7 @@ import pino from 'pino';
 import { ConfigError, loadConfig } from './config';
 import { Database } from './db/database';
 import { createApp } from './server';
+import { mintToken, setupAuth } from './auth';
 
 async function main() {
   let config;
@@ -17,13 +18,24 @@ async function main() {
   }
   const logger = pino({ level: config.logLevel });
   const db = await Database.open(config.databaseUrl, config.migrate);
-  const app = createApp(config, db, logger);
+  const auth = setupAuth(config, logger);
+  const app = createApp(config, db, logger, auth.authenticate);
   await new Promise<void>((resolve) => app.server.listen(config.port, config.host, resolve));
   const address = app.server.address();
   const port = typeof address === 'object' && address ? address.port : config.port;
   const url = `http://${config.host}:${port}${config.basePath}`;
   logger.info({ url, database: config.databaseUrl.replace(/\/\/[^@]*@/, '//***@') }, 'listening');
-  console.log(`\nGraph-compatible Autopilot import service listening on ${url}\n  try: curl ${url}/deviceManagement/importedWindowsAutopilotDeviceIdentities\n`);
+  let banner = `\nGraph-compatible Autopilot import service listening on ${url}\n`;
+  if (config.auth.mode === 'local' && auth.secret) {
+    const token = await mintToken(auth.secret, { tenant: 'default', scope: 'write', expiresIn: '12h' });
+    banner +=
+      `\nA read-write token for tenant "default" (12 h; more with: npm run token -- --tenant T --scope read|write):\n\n` +
+      `  export TOKEN=${token}\n\n` +
+      `  curl -H "Authorization: Bearer $TOKEN" ${url}/deviceManagement/importedWindowsAutopilotDeviceIdentities\n`;
+  } else if (config.auth.mode === 'disabled') {
+    banner += `\nAuthentication is DISABLED (AUTH_DISABLED=1).\n  curl ${url}/deviceManagement/importedWindowsAutopilotDeviceIdentities\n`;
+  }
+  console.log(banner);
 
   let stopping = false;
   const stop = (signal: string) => {

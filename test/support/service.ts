@@ -3,6 +3,15 @@ import { AddressInfo } from 'node:net';
 import { loadConfig } from '../../src/config';
 import { Database } from '../../src/db/database';
 import { App, createApp } from '../../src/server';
+import { mintToken, setupAuth } from '../../src/auth';
+
+/** The HS256 secret every test service verifies tokens with. */
+export const TEST_SECRET = 'test-secret-0123456789abcdef';
+
+/** A token as Entra ID would issue it: `tid` plus a delegated scope (or application roles). */
+export function token(tenant = 'default', scope: 'read' | 'write' = 'write', application = false): Promise<string> {
+  return mintToken(TEST_SECRET, { tenant, scope, application, expiresIn: '1h' });
+}
 
 /**
  * A real service on an ephemeral loopback port, on its own fresh database: in-memory SQLite by default, or the
@@ -23,6 +32,8 @@ export interface RequestOptions {
   headers?: Record<string, string>;
   /** An object/array is sent as JSON with Content-Type application/json; a string is sent as is. */
   body?: unknown;
+  /** Send no Authorization header (by default a read-write token for tenant `default` is added). */
+  anonymous?: boolean;
 }
 
 export interface TestResponse {
@@ -34,9 +45,18 @@ export interface TestResponse {
 }
 
 export async function startService(env: Record<string, string> = {}, databaseUrl = 'sqlite::memory:'): Promise<TestService> {
-  const config = loadConfig({ NODE_ENV: 'test', PORT: '0', DATABASE_URL: databaseUrl, ...env });
+  const config = loadConfig({
+    NODE_ENV: 'test',
+    PORT: '0',
+    DATABASE_URL: databaseUrl,
+    AUTH_SECRET: TEST_SECRET,
+    THROTTLE_READS: '1000000/1',
+    THROTTLE_WRITES: '1000000/1',
+    ...env,
+  });
   const db = await Database.open(config.databaseUrl);
-  const app = createApp(config, db);
+  const app = createApp(config, db, undefined, setupAuth(config).authenticate);
+  const defaultToken = await token();
   await new Promise<void>((resolve) => app.server.listen(0, '127.0.0.1', resolve));
   const { port } = app.server.address() as AddressInfo;
   const origin = `http://127.0.0.1:${port}`;
@@ -44,6 +64,9 @@ export async function startService(env: Record<string, string> = {}, databaseUrl
 
   async function request(method: string, path: string, options: RequestOptions = {}): Promise<TestResponse> {
     const headers: Record<string, string> = { ...options.headers };
+    if (!options.anonymous && !Object.keys(headers).some((h) => h.toLowerCase() === 'authorization')) {
+      headers.Authorization = `Bearer ${defaultToken}`;
+    }
     let body: string | undefined;
     if (options.body !== undefined) {
       if (typeof options.body === 'string') body = options.body;
