@@ -17,6 +17,10 @@ export interface ParsedEntity {
 const isPlainObject = (v: unknown): v is Record<string, unknown> =>
   typeof v === 'object' && v !== null && !Array.isArray(v);
 
+/** Bounds on single values (SPEC §4 Security): longer strings or larger binaries are refused with 400. */
+export const MAX_STRING_LENGTH = 4000;
+export const MAX_BINARY_BYTES = 64 * 1024;
+
 const INT32_MIN = -2147483648;
 const INT32_MAX = 2147483647;
 /** ISO 8601 date-time with a mandatory offset, as Edm.DateTimeOffset requires. */
@@ -104,6 +108,7 @@ function convert(property: StructuralProperty, raw: unknown, target: string): Va
       switch (type.name) {
         case 'Edm.String':
           if (typeof raw !== 'string') throw wrong('a string');
+          if (raw.length > MAX_STRING_LENGTH) throw badRequest(`The property '${target}' is longer than ${MAX_STRING_LENGTH} characters.`, target);
           return raw;
         case 'Edm.Int32':
           if (typeof raw !== 'number' || !Number.isInteger(raw) || raw < INT32_MIN || raw > INT32_MAX) throw wrong('a 32-bit integer');
@@ -116,6 +121,7 @@ function convert(property: StructuralProperty, raw: unknown, target: string): Va
               target,
             );
           }
+          if (bytes.length > MAX_BINARY_BYTES) throw badRequest(`The property '${target}' is larger than ${MAX_BINARY_BYTES} bytes.`, target);
           return bytes;
         }
         case 'Edm.DateTimeOffset': {
