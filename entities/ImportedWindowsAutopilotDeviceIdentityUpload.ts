@@ -3,6 +3,7 @@ import { Column, Entity, Index, PrimaryColumn } from 'typeorm';
 /** microsoft.graph.importedWindowsAutopilotDeviceIdentityUpload */
 @Entity({ name: 'importedWindowsAutopilotDeviceIdentityUpload' })
 @Index('IX_upload_tenant_id', ['tenantId', 'id'])
+@Index('IX_upload_tenant_created', ['tenantId', 'createdDateTimeUtc'])
 export class ImportedWindowsAutopilotDeviceIdentityUpload {
   @PrimaryColumn({ type: 'varchar', length: 36 })
   id!: string;

@@ -12,6 +12,10 @@ export interface Config {
   defaultPageSize: number;
   maxPageSize: number;
   migrate: boolean;
+  dbPoolSize: number;
+  dbStatementTimeoutMs: number;
+  /** How long SIGTERM waits for in-flight requests before closing their connections. */
+  shutdownTimeoutMs: number;
   auth: AuthConfig;
   throttle: { reads: Rate; writes: Rate };
 }
@@ -96,5 +100,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     defaultPageSize,
     maxPageSize,
     migrate: migrateRaw === 'true' || migrateRaw === '1',
+    dbPoolSize: integer(env, 'DB_POOL_SIZE', 10, 1, 1000),
+    dbStatementTimeoutMs: integer(env, 'DB_STATEMENT_TIMEOUT_MS', 15000, 1, 3600000),
+    shutdownTimeoutMs: integer(env, 'SHUTDOWN_TIMEOUT_MS', 10000, 0, 600000),
   };
 }

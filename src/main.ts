@@ -17,7 +17,11 @@ async function main() {
     throw err;
   }
   const logger = pino({ level: config.logLevel });
-  const db = await Database.open(config.databaseUrl, config.migrate);
+  const db = await Database.open(config.databaseUrl, {
+    migrate: config.migrate,
+    poolSize: config.dbPoolSize,
+    statementTimeoutMs: config.dbStatementTimeoutMs,
+  });
   const auth = setupAuth(config, logger);
   const app = createApp(config, db, logger, auth.authenticate);
   await new Promise<void>((resolve) => app.server.listen(config.port, config.host, resolve));
@@ -41,8 +45,11 @@ async function main() {
   const stop = (signal: string) => {
     if (stopping) return;
     stopping = true;
-    logger.info({ signal }, 'shutting down');
-    app.server.closeIdleConnections?.();
+    logger.info({ signal }, 'shutting down: no new connections, finishing in-flight requests');
+    // Stop accepting, let in-flight requests finish, then close the pool; past the timeout, cut the connections.
+    const force = setTimeout(() => app.server.closeAllConnections(), config.shutdownTimeoutMs);
+    force.unref();
+    app.server.closeIdleConnections();
     app.close().then(
       () => process.exit(0),
       (err) => {

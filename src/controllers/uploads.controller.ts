@@ -82,6 +82,11 @@ export class UploadsController extends ODataController {
 
   /** Upload status follows its devices (SPEC §6): noUpload, pending while any is pending, then error or complete. */
   readonly refreshStatus = async (manager: EntityManager, tenantId: string, uploadId: string): Promise<void> => {
+    // Concurrent writers to one upload (other instances on PostgreSQL) take turns here, so the last to commit
+    // counts every committed device: the status never lags behind the devices.
+    if (this.uploads.db.dialect.name === 'postgres') {
+      await manager.query(`SELECT 1 FROM ${q(this.uploads.binding.table)} WHERE ${q('id')} = $1 FOR UPDATE`, [uploadId]);
+    }
     const rows: { s: number | null; n: string | number }[] = await manager
       .createQueryBuilder()
       .from(this.devices.entity, 't')

@@ -4,11 +4,13 @@ import { DataSource, EntityManager } from 'typeorm';
 import { ImportedWindowsAutopilotDeviceIdentity } from '../../entities/ImportedWindowsAutopilotDeviceIdentity';
 import { ImportedWindowsAutopilotDeviceIdentityUpload } from '../../entities/ImportedWindowsAutopilotDeviceIdentityUpload';
 import { InitialSchema1764300000000 } from './migrations/1764300000000-InitialSchema';
+import { SerialAndCreatedIndexes1764400000000 } from './migrations/1764400000000-SerialAndCreatedIndexes';
 import { Dialect, dialectFor } from './dialect';
 import { GraphNamingStrategy } from './naming-strategy';
 
 export const ENTITIES = [ImportedWindowsAutopilotDeviceIdentityUpload, ImportedWindowsAutopilotDeviceIdentity];
-export const MIGRATIONS = [InitialSchema1764300000000];
+/** In order; a new schema change is a new class appended here, never an edit of an applied one. */
+export const MIGRATIONS = [InitialSchema1764300000000, SerialAndCreatedIndexes1764400000000];
 
 /** Runs one unit of work at a time. The sqlite driver has a single connection, so transactions must not interleave. */
 class SerialQueue {
@@ -21,7 +23,16 @@ class SerialQueue {
   }
 }
 
-export function dataSourceOptions(databaseUrl: string) {
+export interface DatabaseOptions {
+  /** Run pending migrations on open (DB_MIGRATE). */
+  migrate?: boolean;
+  /** PostgreSQL pool size (DB_POOL_SIZE). */
+  poolSize?: number;
+  /** PostgreSQL statement_timeout in ms (DB_STATEMENT_TIMEOUT_MS); a statement over it fails as 503. */
+  statementTimeoutMs?: number;
+}
+
+export function dataSourceOptions(databaseUrl: string, options: DatabaseOptions = {}) {
   if (databaseUrl.startsWith('sqlite:')) {
     const location = databaseUrl.slice('sqlite:'.length);
     const database = location === ':memory:' ? ':memory:' : resolve(location);
@@ -45,6 +56,8 @@ export function dataSourceOptions(databaseUrl: string) {
     migrations: MIGRATIONS,
     namingStrategy: new GraphNamingStrategy(),
     logging: false,
+    poolSize: options.poolSize ?? 10,
+    extra: { statement_timeout: options.statementTimeoutMs ?? 15000, connectionTimeoutMillis: 10000 },
   };
 }
 
@@ -61,8 +74,9 @@ export class Database {
     this.queue = dataSource.options.type === 'sqlite' ? new SerialQueue() : undefined;
   }
 
-  static async open(databaseUrl: string, migrate = true): Promise<Database> {
-    const dataSource = new DataSource(dataSourceOptions(databaseUrl));
+  static async open(databaseUrl: string, options: DatabaseOptions = {}): Promise<Database> {
+    const migrate = options.migrate ?? true;
+    const dataSource = new DataSource(dataSourceOptions(databaseUrl, options));
     await dataSource.initialize();
     const db = new Database(dataSource);
     if (dataSource.options.type === 'sqlite') {

@@ -1,5 +1,6 @@
 import 'reflect-metadata';
 import { AddressInfo } from 'node:net';
+import { Client } from 'pg';
 import { loadConfig } from '../../src/config';
 import { Database } from '../../src/db/database';
 import { App, createApp } from '../../src/server';
@@ -44,7 +45,41 @@ export interface TestResponse {
   body: any;
 }
 
-export async function startService(env: Record<string, string> = {}, databaseUrl = 'sqlite::memory:'): Promise<TestService> {
+/**
+ * The database a test service runs on: in-memory SQLite, or — when the run has DATABASE_URL=postgres://… (npm run
+ * test:pg) — a fresh schema of that PostgreSQL database, so test files never see each other's rows.
+ */
+export async function freshDatabaseUrl(): Promise<string> {
+  const base = process.env.DATABASE_URL;
+  if (!base?.startsWith('postgres')) return 'sqlite::memory:';
+  const schema = `test_${process.pid}_${Math.random().toString(36).slice(2, 10)}`;
+  const client = new Client({ connectionString: base });
+  await client.connect();
+  try {
+    await client.query(`CREATE SCHEMA "${schema}"`);
+  } finally {
+    await client.end();
+  }
+  const url = new URL(base);
+  url.searchParams.set('options', `-c search_path=${schema}`);
+  return url.toString();
+}
+
+/** Drops the schema a freshDatabaseUrl() made (nothing to do on SQLite). */
+export async function dropSchema(databaseUrl: string): Promise<void> {
+  const schema = /search_path=(test_[a-z0-9_]+)/.exec(decodeURIComponent(databaseUrl))?.[1];
+  if (!schema || !process.env.DATABASE_URL) return;
+  const client = new Client({ connectionString: process.env.DATABASE_URL });
+  await client.connect();
+  try {
+    await client.query(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`);
+  } finally {
+    await client.end();
+  }
+}
+
+export async function startService(env: Record<string, string> = {}, databaseUrl?: string): Promise<TestService> {
+  databaseUrl ??= await freshDatabaseUrl();
   const config = loadConfig({
     NODE_ENV: 'test',
     PORT: '0',
@@ -93,7 +128,10 @@ export async function startService(env: Record<string, string> = {}, databaseUrl
     root,
     request,
     get: (path, options) => request('GET', path, options),
-    close: () => app.close(),
+    close: async () => {
+      await app.close();
+      await dropSchema(databaseUrl!);
+    },
   };
 }
 

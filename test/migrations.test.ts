@@ -1,0 +1,64 @@
+import 'reflect-metadata';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { DataSource } from 'typeorm';
+import { Database, dataSourceOptions, MIGRATIONS } from '../src/db/database';
+import { dropSchema, freshDatabaseUrl, LIVE, startService } from './support/service';
+
+/** Schema changes are migrations: a database made by the first one is upgraded in place, data intact. */
+const databaseUrl = async () =>
+  process.env.DATABASE_URL?.startsWith('postgres') ? freshDatabaseUrl() : `sqlite:${join(mkdtempSync(join(tmpdir(), 'migrate-')), 'db.sqlite')}`;
+
+async function indexNames(db: DataSource, table: string): Promise<string[]> {
+  if (db.options.type === 'postgres') {
+    const rows = await db.query('SELECT indexname AS name FROM pg_indexes WHERE tablename = $1 AND schemaname = current_schema()', [table]);
+    return rows.map((r: { name: string }) => r.name);
+  }
+  return (await db.query(`PRAGMA index_list("${table}")`)).map((r: { name: string }) => r.name);
+}
+
+describe('migrations', () => {
+  it('upgrades a database created by the first migration, keeping its data', async () => {
+    // arrange: a database at the first migration, with a device in it
+    const url = await databaseUrl();
+    const old = new DataSource({ ...dataSourceOptions(url), migrations: MIGRATIONS.slice(0, 1) });
+    await old.initialize();
+    await old.runMigrations();
+    await old.query(
+      `INSERT INTO "importedWindowsAutopilotDeviceIdentity" ("id", "tenantId", "uploadId", "serialNumber", "stateDeviceImportStatus", "stateDeviceErrorCode", "version")
+       VALUES ('11111111-1111-1111-1111-111111111111', 'default', NULL, 'OLD-1', 1, 0, 1)`,
+    );
+    expect(await indexNames(old, 'importedWindowsAutopilotDeviceIdentity')).not.toContain('IX_device_serialNumber');
+    await old.destroy();
+
+    // act: the service opens it (migrating on start)
+    const service = await startService({}, url);
+    try {
+      // assert
+      expect(await service.app.db.dataSource.showMigrations()).toBe(false);
+      expect(await indexNames(service.app.db.dataSource, 'importedWindowsAutopilotDeviceIdentity')).toContain('IX_device_serialNumber');
+      expect(await indexNames(service.app.db.dataSource, 'importedWindowsAutopilotDeviceIdentityUpload')).toContain('IX_upload_tenant_created');
+      const res = await service.get(`${LIVE}/11111111-1111-1111-1111-111111111111`);
+      expect(res.status).toBe(200);
+      expect(res.body).toMatchObject({ serialNumber: 'OLD-1', state: { deviceImportStatus: 'pending', deviceErrorCode: 0 } });
+    } finally {
+      await service.app.close();
+    }
+
+    // and the last migration reverts cleanly
+    const db = await Database.open(url, { migrate: false });
+    await db.dataSource.undoLastMigration();
+    expect(await indexNames(db.dataSource, 'importedWindowsAutopilotDeviceIdentity')).not.toContain('IX_device_serialNumber');
+    await db.close();
+    await dropSchema(url);
+  });
+
+  it('leaves the schema alone when told not to migrate', async () => {
+    const url = await databaseUrl();
+    const db = await Database.open(url, { migrate: false });
+    expect(await db.dataSource.showMigrations()).toBe(true);
+    await db.close();
+    await dropSchema(url);
+  });
+});
