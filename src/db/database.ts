@@ -98,6 +98,20 @@ export class Database {
     return this.queue ? this.queue.run(run) : run();
   }
 
+  /**
+   * Claims up to `limit` rows of `table` matching `where` for the calling transaction: on PostgreSQL with
+   * `FOR UPDATE SKIP LOCKED`, so background workers in several instances never take the same row; on SQLite the
+   * write queue already gives one transaction at a time. The seam the import worker builds on.
+   */
+  async claim(manager: EntityManager, table: string, where: string, params: unknown[], limit: number): Promise<string[]> {
+    const lock = this.dialect.name === 'postgres' ? ' FOR UPDATE SKIP LOCKED' : '';
+    const rows: { id: string }[] = await manager.query(
+      `SELECT "id" FROM "${table}" WHERE ${where} ORDER BY "id" LIMIT ${Math.max(1, Math.floor(limit))}${lock}`,
+      params,
+    );
+    return rows.map((r) => r.id);
+  }
+
   async close(): Promise<void> {
     if (this.dataSource.isInitialized) await this.dataSource.destroy();
   }

@@ -1,0 +1,74 @@
+import 'reflect-metadata';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Database } from '../src/db/database';
+import { dropSchema, freshDatabaseUrl } from './support/service';
+
+/** The persistence settings a deployment tunes, as the engine reports them. */
+const onPostgres = () => process.env.DATABASE_URL?.startsWith('postgres') ?? false;
+const TABLE = 'importedWindowsAutopilotDeviceIdentity';
+
+async function seed(db: Database, n: number) {
+  await db.write(async (m) => {
+    for (let i = 0; i < n; i++) {
+      await m.query(
+        `INSERT INTO "${TABLE}" ("id", "tenantId", "stateDeviceImportStatus", "stateDeviceErrorCode", "version") VALUES (${db.dialect.name === 'postgres' ? '$1' : '?'}, 't', 1, 0, 1)`,
+        [`00000000-0000-0000-0000-${String(i).padStart(12, '0')}`],
+      );
+    }
+  });
+}
+
+describe('database settings', () => {
+  (onPostgres() ? it : it.skip)('applies DB_POOL_SIZE and DB_STATEMENT_TIMEOUT_MS on PostgreSQL', async () => {
+    const url = await freshDatabaseUrl();
+    const db = await Database.open(url, { poolSize: 3, statementTimeoutMs: 1234 });
+    try {
+      const [{ statement_timeout }] = await db.dataSource.query('SHOW statement_timeout');
+      expect(statement_timeout).toBe('1234ms');
+      expect((db.dataSource.driver as unknown as { master: { options: { max: number } } }).master.options.max).toBe(3);
+      // a statement over the limit fails instead of holding a connection
+      await expect(db.dataSource.query('SELECT pg_sleep(2)')).rejects.toMatchObject({ code: '57014' });
+    } finally {
+      await db.close();
+      await dropSchema(url);
+    }
+  });
+
+  (onPostgres() ? it.skip : it)('runs a SQLite file in WAL mode with a busy timeout', async () => {
+    const db = await Database.open(`sqlite:${join(mkdtempSync(join(tmpdir(), 'wal-')), 'db.sqlite')}`);
+    try {
+      expect(await db.dataSource.query('PRAGMA journal_mode')).toEqual([{ journal_mode: 'wal' }]);
+      expect(await db.dataSource.query('PRAGMA busy_timeout')).toEqual([{ timeout: 5000 }]);
+    } finally {
+      await db.close();
+    }
+  });
+
+  it('lets concurrent claimers take disjoint rows', async () => {
+    const url = await freshDatabaseUrl();
+    const db = await Database.open(url);
+    try {
+      await seed(db, 10);
+      const claims = await Promise.all(
+        [0, 1].map(() =>
+          db.write(async (m) => {
+            const ids = await db.claim(m, TABLE, `"stateDeviceImportStatus" = 1`, [], 4);
+            await new Promise((resolve) => setTimeout(resolve, 100)); // hold the rows while the other claims
+            // a worker marks what it took, in the same transaction
+            const list = ids.map((id) => `'${id}'`).join(', ');
+            await m.query(`UPDATE "${TABLE}" SET "stateDeviceImportStatus" = 2 WHERE "id" IN (${list})`);
+            return ids;
+          }),
+        ),
+      );
+      expect(claims[0]).toHaveLength(4);
+      expect(claims[1]).toHaveLength(4);
+      expect(new Set([...claims[0], ...claims[1]]).size).toBe(8);
+    } finally {
+      await db.close();
+      await dropSchema(url);
+    }
+  });
+});
