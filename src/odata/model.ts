@@ -1,4 +1,4 @@
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { xml2json } from 'odata-csdl';
 
@@ -7,7 +7,13 @@ import { xml2json } from 'odata-csdl';
  * validation, serialisation and query translation.
  */
 export const NAMESPACE = 'microsoft.graph';
-export const METADATA_FILE = join(__dirname, '..', '..', '..', 'metadata', 'graph-autopilot.xml');
+// ts-jest and ts-node run this file from src/odata, compiled code from dist/src/odata: metadata/ is two or three levels up.
+const METADATA_CANDIDATES = [
+  join(__dirname, '..', '..', 'metadata', 'graph-autopilot.xml'),
+  join(__dirname, '..', '..', '..', 'metadata', 'graph-autopilot.xml'),
+];
+/** The CSDL contract, metadata/graph-autopilot.xml. */
+export const METADATA_FILE = METADATA_CANDIDATES.find((candidate) => existsSync(candidate)) ?? METADATA_CANDIDATES[0];
 
 export type EdmPrimitive = 'Edm.String' | 'Edm.Binary' | 'Edm.Int32' | 'Edm.DateTimeOffset';
 
@@ -63,19 +69,8 @@ export interface EdmModel {
 
 type CsdlJson = Record<string, any>;
 
-function findXmlFile(): string {
-  // Compiled code runs from dist/src/odata, ts-jest from src/odata: look for metadata/ in both places.
-  for (const candidate of [METADATA_FILE, join(__dirname, '..', '..', 'metadata', 'graph-autopilot.xml')]) {
-    try {
-      return readFileSync(candidate, 'utf8');
-    } catch {
-      /* next */
-    }
-  }
-  throw new Error('metadata/graph-autopilot.xml not found');
-}
-
-export function loadModel(xml: string = findXmlFile()): EdmModel {
+/** Builds the model from CSDL XML (by default the contract in metadata/); throws on a type reference that resolves to nothing. */
+export function loadModel(xml: string = readFileSync(METADATA_FILE, 'utf8')): EdmModel {
   const json = xml2json(xml, { annotations: true, strict: true }) as CsdlJson;
   const schema = json[NAMESPACE] as CsdlJson;
   const alias: string = schema.$Alias;
