@@ -15,8 +15,12 @@ export type Handler = (req: ODataRequest) => Promise<Reply>;
 export interface Route {
   /** Methods and their handlers; anything else is 405 with Allow. */
   methods: Partial<Record<string, Handler>>;
-  /** Whether requests need a JSON body. */
+  /** Methods whose requests need a body: JSON, or one of `otherBodies` for that method. */
   jsonBody?: Set<string>;
+  /** Media types a method accepts besides application/json (the body is then left unparsed in `rawBody`). */
+  otherBodies?: Partial<Record<string, string[]>>;
+  /** 'text': the resource is a raw value (`/$count`), served as text/plain rather than JSON. */
+  produces?: 'json' | 'text';
 }
 
 const UPLOADS = 'importedWindowsAutopilotDeviceIdentityUploads';
@@ -25,8 +29,13 @@ const DEVICES = 'deviceIdentities';
 
 const notFoundSegment = (segment: string) => new ODataError('ResourceNotFound', `Resource not found for the segment '${segment}'.`);
 
+/** Path segment names match case-insensitively, as on Graph; keys keep their case. */
+function is(segment: Segment, name: string): boolean {
+  return segment.name.toLowerCase() === name.toLowerCase();
+}
+
 function isOperation(segment: Segment, name: string): boolean {
-  return segment.key === undefined && (segment.name === name || segment.name === `microsoft.graph.${name}`);
+  return segment.key === undefined && (is(segment, name) || is(segment, `microsoft.graph.${name}`));
 }
 
 export class Routes {
@@ -42,12 +51,12 @@ export class Routes {
     if (!first) return undefined;
     if (first.key !== undefined || first.call) throw notFoundSegment(raw[0]);
 
-    if (first.name === 'deviceManagement') {
+    if (is(first, 'deviceManagement')) {
       if (rest.length === 0) return this.deviceManagement();
       const [nav, ...tail] = rest;
       if (nav.call) throw notFoundSegment(raw[1]);
-      if (nav.name === UPLOADS) return this.uploadsRoute(nav, tail, raw.slice(2), serviceRoot);
-      if (nav.name === LIVE) {
+      if (is(nav, UPLOADS)) return this.uploadsRoute(nav, tail, raw.slice(2), serviceRoot);
+      if (is(nav, LIVE)) {
         const collection: DeviceCollection = {
           tenantId,
           uploadId: null,
@@ -59,7 +68,7 @@ export class Routes {
       throw notFoundSegment(raw[1]);
     }
 
-    if (first.name === DEFAULT_UPLOAD_PATH) {
+    if (is(first, DEFAULT_UPLOAD_PATH)) {
       const ensure = () => this.uploads.ensureDefault(tenantId);
       if (rest.length === 0) {
         return {
@@ -75,7 +84,7 @@ export class Routes {
       if (isOperation(nav, 'autopilotDeviceStream') && tail.length === 0) {
         return { methods: { GET: async (req) => this.uploads.autopilotDeviceStream(req, await ensure()) } };
       }
-      if (nav.name !== DEVICES || nav.call) throw notFoundSegment(raw[1]);
+      if (!is(nav, DEVICES) || nav.call) throw notFoundSegment(raw[1]);
       const collection = (): DeviceCollection => ({
         tenantId,
         uploadId: '',
@@ -108,7 +117,7 @@ export class Routes {
     let key = nav.key;
     let rest = tail;
     let rawRest = raw;
-    if (key === undefined && rest.length > 0 && rest[0].name !== '$count' && rest[0].key === undefined && !rest[0].call) {
+    if (key === undefined && rest.length > 0 && !is(rest[0], '$count') && rest[0].key === undefined && !rest[0].call) {
       key = rest[0].name; // the key as its own segment: …Uploads/{id}
       rest = rest.slice(1);
       rawRest = raw.slice(1);
@@ -120,7 +129,7 @@ export class Routes {
           jsonBody: new Set(['POST']),
         };
       }
-      if (rest.length === 1 && rest[0].name === '$count') return { methods: { GET: (req) => this.uploads.count(req) } };
+      if (rest.length === 1 && is(rest[0], '$count')) return { methods: { GET: (req) => this.uploads.count(req) }, produces: 'text' };
       throw notFoundSegment(raw[0]);
     }
     const uploadKey = key;
@@ -140,7 +149,7 @@ export class Routes {
     if (isOperation(next, 'autopilotDeviceStream') && after.length === 0) {
       return { methods: { GET: (req) => this.uploads.autopilotDeviceStream(req, uploadKey) } };
     }
-    if (next.name !== DEVICES || next.call) throw notFoundSegment(rawRest[0]);
+    if (!is(next, DEVICES) || next.call) throw notFoundSegment(rawRest[0]);
     const collection = (tenantId: string): DeviceCollection => ({
       tenantId,
       uploadId: uploadKey,
@@ -163,7 +172,7 @@ export class Routes {
   ): Route {
     let key = segmentKey;
     let rest = tail;
-    if (key === undefined && rest.length > 0 && rest[0].name !== '$count' && rest[0].key === undefined && !rest[0].call && !isOperation(rest[0], 'import')) {
+    if (key === undefined && rest.length > 0 && !is(rest[0], '$count') && rest[0].key === undefined && !rest[0].call && !isOperation(rest[0], 'import')) {
       key = rest[0].name;
       rest = rest.slice(1);
     }
@@ -185,9 +194,14 @@ export class Routes {
           jsonBody: new Set(['POST', 'PATCH']),
         };
       }
-      if (rest.length === 1 && rest[0].name === '$count') return { methods: { GET: wrap((req, c) => this.devices.count(req, c)) } };
+      if (rest.length === 1 && is(rest[0], '$count')) return { methods: { GET: wrap((req, c) => this.devices.count(req, c)) }, produces: 'text' };
       if (rest.length === 1 && isOperation(rest[0], 'import')) {
-        return { methods: { POST: wrap((req, c) => this.devices.import(req, c)) }, jsonBody: new Set(['POST']) };
+        // SPEC §4: the import action also takes the standard Autopilot CSV.
+        return {
+          methods: { POST: wrap((req, c) => this.devices.import(req, c)) },
+          jsonBody: new Set(['POST']),
+          otherBodies: { POST: ['text/csv'] },
+        };
       }
       throw notFoundSegment(raw[0]);
     }

@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
-import { createServer, IncomingMessage, Server, ServerResponse } from 'node:http';
+import { createServer, IncomingMessage, Server, ServerResponse, STATUS_CODES } from 'node:http';
+import { Duplex } from 'node:stream';
 import pino, { Logger } from 'pino';
 import { Config } from './config';
 import { DeviceIdentitiesController } from './controllers/device-identities.controller';
@@ -11,7 +12,7 @@ import { Binding } from './odata/binding';
 import { EntitySet } from './odata/entity-set';
 import { asODataError, badRequest, methodNotAllowed, ODataError, toGraphError } from './odata/errors';
 import { entityType, model, TYPE } from './odata/model';
-import { checkJsonContentType, checkVersions, negotiateJson, negotiateMetadata, parsePrefer } from './odata/negotiation';
+import { checkContentType, checkVersions, JsonFormat, negotiateJson, negotiateMetadata, negotiateText, parsePrefer } from './odata/negotiation';
 import { splitQuery } from './odata/query';
 import { ODataRequest, Reply } from './odata/request';
 import { splitPath } from './odata/resource-path';
@@ -109,7 +110,7 @@ export function createApp(
     const options = splitQuery(rawQuery);
     const format = options.get('format')?.value;
 
-    if (segments.length === 0 || (segments.length === 1 && segments[0] === '$metadata')) {
+    if (segments.length === 0 || (segments.length === 1 && segments[0].toLowerCase() === '$metadata')) {
       if (method !== 'GET' && method !== 'HEAD') throw methodNotAllowed(method, ['GET']);
       if (segments.length === 0) {
         const json = negotiateJson(header(req, 'accept'), format);
@@ -128,7 +129,7 @@ export function createApp(
       else send(res, 200, { ...base, 'Content-Type': 'application/json' }, metadataJson);
       return 200;
     }
-    if (segments[0] === '$batch') throw new ODataError('NotImplemented', '$batch is not supported by this service yet.');
+    if (segments[0].toLowerCase() === '$batch') throw new ODataError('NotImplemented', '$batch is not supported by this service yet.');
 
     const { tenantId } = await authenticate(req, method !== 'GET' && method !== 'HEAD');
     const route = routes.resolve(segments, tenantId, serviceRoot);
@@ -136,16 +137,19 @@ export function createApp(
     const handler = route.methods[method];
     if (!handler) throw methodNotAllowed(method, Object.keys(route.methods));
 
-    const jsonFormat = negotiateJson(header(req, 'accept'), format);
+    const jsonFormat = route.produces === 'text' ? rawValueFormat(header(req, 'accept'), format) : negotiateJson(header(req, 'accept'), format);
     let body: unknown;
     const raw = BODY_METHODS.has(method) ? await readBody(req) : Buffer.alloc(0);
     if (route.jsonBody?.has(method)) {
-      checkJsonContentType(header(req, 'content-type'));
-      if (raw.length === 0) throw badRequest('The request body is empty; a JSON object is expected.');
-      try {
-        body = JSON.parse(raw.toString('utf8'));
-      } catch (err) {
-        throw badRequest(`The request body is not valid JSON: ${(err as Error).message}.`);
+      const mediaType = checkContentType(header(req, 'content-type'), ['application/json', ...(route.otherBodies?.[method] ?? [])]);
+      if (raw.length === 0) throw badRequest(`The request body is empty; ${mediaType === 'application/json' ? 'a JSON object' : mediaType} is expected.`);
+      if (mediaType === 'application/json') {
+        try {
+          body = JSON.parse(raw.toString('utf8').replace(/^\uFEFF/, ''));
+        } catch (err) {
+          throw badRequest(`The request body is not valid JSON: ${(err as Error).message}.`);
+        }
+        checkDepth(body);
       }
     }
 
@@ -195,26 +199,40 @@ export function createApp(
         error = mapped.error;
         if (mapped.internal) logger.error({ requestId, err }, 'request failed');
       }
-      if (res.headersSent) {
+      if (res.headersSent || res.destroyed) {
         res.destroy();
         return;
       }
-      const body = JSON.stringify(toGraphError(error, requestId, clientRequestId));
-      send(
-        res,
-        error.status,
-        {
-          'OData-Version': '4.0',
-          'request-id': requestId,
-          'client-request-id': clientRequestId,
-          'Content-Type': 'application/json',
-          'Content-Language': 'en',
-          ...error.headers,
-        },
-        body,
-      );
+      try {
+        const body = JSON.stringify(toGraphError(error, requestId, clientRequestId));
+        send(res, error.status, { ...errorHeaders(requestId, clientRequestId), ...error.headers }, body);
+      } catch (sendError) {
+        logger.error({ requestId, err: sendError }, 'error response failed');
+        res.destroy();
+      }
       done(error.status);
     });
+  });
+
+  // Requests node's parser rejects (malformed, oversized headers, timeouts) get Graph's error shape too, not a bare status line.
+  server.on('clientError', (err: NodeJS.ErrnoException, socket: Duplex) => {
+    const pending = (socket as Duplex & { _httpMessage?: ServerResponse })._httpMessage;
+    if (err.code === 'ECONNRESET' || !socket.writable || pending?.headersSent) {
+      socket.destroy();
+      return;
+    }
+    const requestId = randomUUID();
+    const error =
+      err.code === 'HPE_HEADER_OVERFLOW'
+        ? new ODataError('RequestHeaderFieldsTooLarge', 'The request headers are too large.')
+        : err.code === 'ERR_HTTP_REQUEST_TIMEOUT'
+          ? new ODataError('RequestTimeout', 'The request was not received in time.')
+          : badRequest('The request is not a valid HTTP/1.1 request.');
+    const body = JSON.stringify(toGraphError(error, requestId, requestId));
+    const headers = { ...errorHeaders(requestId, requestId), 'Content-Length': String(Buffer.byteLength(body)), Connection: 'close' };
+    const head = Object.entries(headers).map(([k, v]) => `${k}: ${v}\r\n`).join('');
+    socket.end(`HTTP/1.1 ${error.status} ${STATUS_CODES[error.status]}\r\n${head}\r\n${body}`);
+    logger.info({ requestId, status: error.status, err: err.code }, 'client error');
   });
   server.keepAliveTimeout = 5000;
   server.requestTimeout = 30000;
@@ -229,6 +247,35 @@ export function createApp(
       await db.close();
     },
   };
+}
+
+/** JSON nesting allowed in a request body (System.Text.Json's default). Deeper bodies overflowed the stack in payload validation (a 500). */
+export const MAX_BODY_DEPTH = 64;
+
+function checkDepth(value: unknown): void {
+  const stack: [unknown, number][] = [[value, 1]];
+  while (stack.length > 0) {
+    const [item, depth] = stack.pop()!;
+    if (item === null || typeof item !== 'object') continue;
+    if (depth > MAX_BODY_DEPTH) throw badRequest(`The request body nests deeper than ${MAX_BODY_DEPTH} levels.`);
+    for (const child of Object.values(item)) stack.push([child, depth + 1]);
+  }
+}
+
+function errorHeaders(requestId: string, clientRequestId: string): Record<string, string> {
+  return {
+    'OData-Version': '4.0',
+    'request-id': requestId,
+    'client-request-id': clientRequestId,
+    'Content-Type': 'application/json',
+    'Content-Language': 'en',
+  };
+}
+
+/** A raw value is text/plain; the JSON format is still handed to the handler, for its errors' sake. */
+function rawValueFormat(accept: string | undefined, format: string | undefined): JsonFormat {
+  negotiateText(accept, format);
+  return { noMetadata: false, ieee754: false, contentType: 'application/json;odata.metadata=minimal' };
 }
 
 function header(req: IncomingMessage, name: string): string | undefined {

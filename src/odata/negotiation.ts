@@ -77,6 +77,24 @@ export function negotiateJson(accept: string | undefined, format: string | undef
   throw notAcceptable(`None of the requested media types (${accept ?? format}) can be produced; this resource is available as application/json.`);
 }
 
+/**
+ * A raw value (`/$count`): text/plain (Part 1 §11.2.10), or 406. `$format` overrides Accept. JSON (`Accept:
+ * application/json`, `$format=json`) is tolerated because generic Graph clients send it on every request; the answer is
+ * still the plain number.
+ */
+export function negotiateText(accept: string | undefined, format: string | undefined): string {
+  if (format !== undefined) {
+    const type = format.split(';')[0].trim().toLowerCase();
+    if (['text/plain', 'json', 'application/json'].includes(type)) return 'text/plain';
+    throw notAcceptable(`The format '${format}' is not supported for a raw value; it is available as text/plain.`);
+  }
+  for (const range of parseMediaRanges(accept ?? '*/*')) {
+    if (range.params.get('q') === '0') continue;
+    if (['text/plain', 'text/*', '*/*', 'application/json', 'application/*'].includes(range.type)) return 'text/plain';
+  }
+  throw notAcceptable(`None of the requested media types (${accept}) can be produced; a raw value is available as text/plain.`);
+}
+
 /** $metadata: XML by default, JSON CSDL when asked for. */
 export function negotiateMetadata(accept: string | undefined, format: string | undefined): 'xml' | 'json' {
   if (format !== undefined) {
@@ -106,14 +124,18 @@ export function checkVersions(version: string | undefined, maxVersion: string | 
   }
 }
 
-/** A JSON request body must be declared as application/json. */
-export function checkJsonContentType(contentType: string | undefined): void {
+/**
+ * The request body's media type: it must be one of `accepted` (application/json unless a route says otherwise), else 415.
+ * Returns the bare, lower-cased media type. Only UTF-8 is accepted as a charset.
+ */
+export function checkContentType(contentType: string | undefined, accepted: readonly string[] = ['application/json']): string {
+  const list = accepted.join(' or ');
   if (!contentType) {
-    throw new ODataError('UnsupportedMediaType', 'A request body needs a Content-Type header; this resource accepts application/json.');
+    throw new ODataError('UnsupportedMediaType', `A request body needs a Content-Type header; this resource accepts ${list}.`);
   }
   const [type, ...params] = contentType.split(';').map((s) => s.trim().toLowerCase());
-  if (type !== 'application/json') {
-    throw new ODataError('UnsupportedMediaType', `The media type '${type}' is not supported; this resource accepts application/json.`);
+  if (!accepted.includes(type)) {
+    throw new ODataError('UnsupportedMediaType', `The media type '${type}' is not supported; this resource accepts ${list}.`);
   }
   for (const p of params) {
     const [k, v] = p.split('=').map((s) => s?.trim());
@@ -121,6 +143,12 @@ export function checkJsonContentType(contentType: string | undefined): void {
       throw new ODataError('UnsupportedMediaType', `The charset '${v}' is not supported; send UTF-8.`);
     }
   }
+  return type;
+}
+
+/** A JSON request body must be declared as application/json. */
+export function checkJsonContentType(contentType: string | undefined): void {
+  checkContentType(contentType);
 }
 
 export interface Preferences {
