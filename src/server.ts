@@ -111,7 +111,7 @@ export function createApp(
     const format = options.get('format')?.value;
 
     if (segments.length === 0 || (segments.length === 1 && segments[0].toLowerCase() === '$metadata')) {
-      if (method !== 'GET' && method !== 'HEAD') throw methodNotAllowed(method, ['GET']);
+      if (method !== 'GET' && method !== 'HEAD') throw methodNotAllowed(method, ['GET', 'HEAD']);
       if (segments.length === 0) {
         const json = negotiateJson(header(req, 'accept'), format);
         const body = {
@@ -134,8 +134,12 @@ export function createApp(
     const { tenantId } = await authenticate(req, method !== 'GET' && method !== 'HEAD');
     const route = routes.resolve(segments, tenantId, serviceRoot);
     if (!route) throw new ODataError('ResourceNotFound', `Resource not found for '${pathname}'.`);
-    const handler = route.methods[method];
-    if (!handler) throw methodNotAllowed(method, Object.keys(route.methods));
+    // HEAD is GET without the body (Node drops the body of a HEAD response).
+    const handler = route.methods[method] ?? (method === 'HEAD' ? route.methods.GET : undefined);
+    if (!handler) {
+      const allowed = Object.keys(route.methods);
+      throw methodNotAllowed(method, allowed.includes('GET') ? [...allowed, 'HEAD'] : allowed);
+    }
 
     const jsonFormat = route.produces === 'text' ? rawValueFormat(header(req, 'accept'), format) : negotiateJson(header(req, 'accept'), format);
     let body: unknown;

@@ -564,8 +564,18 @@ describe('405 names the allowed methods in Allow', () => {
 
     expect(res.status).toBe(405);
     expectProtocolHeaders(res);
-    expect(res.headers.get('allow')).toBe(allow);
+    // HEAD is allowed wherever GET is
+    expect(res.headers.get('allow')).toBe(allow.includes('GET') ? `${allow}, HEAD` : allow);
     expect(res.body.error.code).toBe('MethodNotAllowed');
+  });
+
+  it('answers HEAD like GET, without a body', async () => {
+    const get = await service.get(`${LIVE}/${liveDevice.id}`);
+    const head = await service.request('HEAD', `${LIVE}/${liveDevice.id}`);
+    expect(head.status).toBe(200);
+    expect(head.text).toBe('');
+    expect(head.headers.get('etag')).toBe(get.headers.get('etag'));
+    expect(head.headers.get('content-type')).toBe(get.headers.get('content-type'));
   });
 
   it('the default upload survives DELETE', async () => {

@@ -1,4 +1,5 @@
 import { ODataController } from '@odata/server';
+import { parse as parseCsv } from 'csv-parse/sync';
 import { EntityManager } from 'typeorm';
 import { EntityRecord, Value } from '../odata/binding';
 import { EntitySet, Scope, Stored } from '../odata/entity-set';
@@ -241,9 +242,12 @@ export class DeviceIdentitiesController extends ODataController {
     return { status: 200, json: withContext(req, `${contextUrl(req, this.entityPath(collection))}/$delta`, { value }) };
   }
 
-  /** The bound action `import`: creates every device of the body, each with the initial import state. */
+  /**
+   * The bound action `import`: creates every device of the body, each with the initial import state. The body is
+   * the action's JSON parameters, or the standard Autopilot CSV (text/csv) that autopilotDeviceStream produces.
+   */
   async import(req: ODataRequest, collection: DeviceCollection): Promise<Reply> {
-    const body = req.body;
+    const body = req.body === undefined && req.rawBody ? { importedWindowsAutopilotDeviceIdentities: devicesFromCsv(req.rawBody) } : req.body;
     if (!body || typeof body !== 'object' || Array.isArray(body)) throw badRequest('The import action expects a JSON object.');
     const b = body as Record<string, unknown>;
     for (const key of Object.keys(b)) {
@@ -268,6 +272,41 @@ export class DeviceIdentitiesController extends ODataController {
       json: withContext(req, `${req.serviceRoot}/$metadata#Collection(${TYPE.device})`, { value }),
     };
   }
+}
+
+/** The Autopilot CSV columns (as Get-WindowsAutopilotInfo writes them) and the properties they fill. */
+const CSV_COLUMNS: Record<string, string> = {
+  'device serial number': 'serialNumber',
+  'windows product id': 'productKey',
+  'hardware hash': 'hardwareIdentifier',
+  'group tag': 'groupTag',
+  'assigned user': 'assignedUserPrincipalName',
+};
+
+function devicesFromCsv(raw: Buffer): Record<string, unknown>[] {
+  let rows: string[][];
+  try {
+    rows = parseCsv(raw, { bom: true, skip_empty_lines: true, trim: true, relax_column_count: false });
+  } catch (err) {
+    throw badRequest(`The CSV body cannot be read: ${(err as Error).message}`);
+  }
+  const [header, ...records] = rows;
+  if (!header) throw badRequest('The CSV body is empty; expected a header line such as "Device Serial Number,Windows Product ID,Hardware Hash".');
+  const properties = header.map((name) => {
+    const property = CSV_COLUMNS[name.toLowerCase()];
+    if (!property) throw badRequest(`Unknown CSV column '${name}'; known columns are ${Object.keys(CSV_COLUMNS).join(', ')} (any case).`, name);
+    return property;
+  });
+  if (!properties.includes('serialNumber') || !properties.includes('hardwareIdentifier')) {
+    throw badRequest("The CSV needs the columns 'Device Serial Number' and 'Hardware Hash'.");
+  }
+  return records.map((record) => {
+    const device: Record<string, unknown> = {};
+    properties.forEach((property, i) => {
+      device[property] = record[i] === '' ? null : record[i];
+    });
+    return device;
+  });
 }
 
 function idFromReference(ref: unknown): string | undefined {

@@ -207,7 +207,7 @@ export class UploadsController extends ODataController {
     if (key === defaultUploadId(req.tenantId)) {
       throw new ODataError('MethodNotAllowed', "The tenant's default upload (importedWindowsAutopilotDeviceIdentityUpload) cannot be deleted.").withHeader(
         'Allow',
-        'GET, PATCH, PUT',
+        'GET, PATCH, PUT, HEAD',
       );
     }
     await this.uploads.db.write(async (m) => {

@@ -17,22 +17,29 @@ const JSON_PARAMS = new Set(['odata.metadata', 'metadata', 'odata.streaming', 's
 interface MediaRange {
   type: string;
   params: Map<string, string>;
+  q: number;
+  specificity: number;
+  index: number;
 }
 
+/** Media ranges of an Accept header, most preferred first (RFC 9110 §12.5.1: by q, then by specificity, stable). */
 function parseMediaRanges(header: string): MediaRange[] {
-  return header
+  const ranges = header
     .split(',')
     .map((part) => part.trim())
     .filter(Boolean)
-    .map((part) => {
+    .map((part, index) => {
       const [type, ...rest] = part.split(';').map((s) => s.trim());
       const params = new Map<string, string>();
       for (const p of rest) {
         const eq = p.indexOf('=');
         if (eq > 0) params.set(p.slice(0, eq).trim().toLowerCase(), p.slice(eq + 1).trim().replace(/^"|"$/g, ''));
       }
-      return { type: type.toLowerCase(), params };
+      const q = Number(params.get('q') ?? '1');
+      const specificity = type === '*/*' ? 0 : type.endsWith('/*') ? 1 : 2;
+      return { type: type.toLowerCase(), params, q: Number.isFinite(q) ? q : 0, specificity, index };
     });
+  return ranges.sort((a, b) => b.q - a.q || b.specificity - a.specificity || a.index - b.index);
 }
 
 function notAcceptable(message: string): ODataError {
@@ -43,7 +50,7 @@ function notAcceptable(message: string): ODataError {
 export function negotiateJson(accept: string | undefined, format: string | undefined): JsonFormat {
   let ranges: MediaRange[];
   if (format !== undefined) {
-    if (format.toLowerCase() === 'json') ranges = [{ type: 'application/json', params: new Map() }];
+    if (format.toLowerCase() === 'json') ranges = parseMediaRanges('application/json');
     else {
       ranges = parseMediaRanges(format);
       if (ranges.length !== 1 || ranges[0].type !== 'application/json') {
@@ -51,12 +58,12 @@ export function negotiateJson(accept: string | undefined, format: string | undef
       }
     }
   } else ranges = parseMediaRanges(accept ?? '*/*');
-  if (ranges.length === 0) ranges = [{ type: '*/*', params: new Map() }];
+  if (ranges.length === 0) ranges = parseMediaRanges('*/*');
 
   let unsupportedParam: string | undefined;
   for (const range of ranges) {
     if (!['*/*', 'application/*', 'application/json'].includes(range.type)) continue;
-    if (range.params.get('q') === '0') continue;
+    if (range.q === 0) continue;
     const unknown = [...range.params.keys()].find((k) => !JSON_PARAMS.has(k));
     const metadata = range.params.get('odata.metadata') ?? range.params.get('metadata') ?? 'minimal';
     const ieee = (range.params.get('ieee754compatible') ?? 'false').toLowerCase();
@@ -89,7 +96,7 @@ export function negotiateText(accept: string | undefined, format: string | undef
     throw notAcceptable(`The format '${format}' is not supported for a raw value; it is available as text/plain.`);
   }
   for (const range of parseMediaRanges(accept ?? '*/*')) {
-    if (range.params.get('q') === '0') continue;
+    if (range.q === 0) continue;
     if (['text/plain', 'text/*', '*/*', 'application/json', 'application/*'].includes(range.type)) return 'text/plain';
   }
   throw notAcceptable(`None of the requested media types (${accept}) can be produced; a raw value is available as text/plain.`);
@@ -104,7 +111,7 @@ export function negotiateMetadata(accept: string | undefined, format: string | u
     throw notAcceptable(`The format '${format}' is not supported for $metadata; use xml or json.`);
   }
   for (const range of parseMediaRanges(accept ?? '*/*')) {
-    if (range.params.get('q') === '0') continue;
+    if (range.q === 0) continue;
     if (['application/xml', 'text/xml', '*/*', 'application/*'].includes(range.type)) return 'xml';
     if (range.type === 'application/json') return 'json';
   }

@@ -82,20 +82,27 @@ function isSameOrDerived(named: EntityType | ComplexType | EnumType, declared: E
   return false;
 }
 
+/** A short description of a JSON value for an error message: never serialises a large or deep value. */
+function describeJson(raw: unknown): string {
+  if (Array.isArray(raw)) return 'an array';
+  if (raw !== null && typeof raw === 'object') return 'an object';
+  const text = JSON.stringify(raw) ?? String(raw);
+  return text.length > 80 ? `${text.slice(0, 77)}...` : text;
+}
+
 function convert(property: StructuralProperty, raw: unknown, target: string): Value {
   if (raw === null) {
     if (!property.nullable) throw badRequest(`The property '${target}' cannot be null.`, target);
     return null;
   }
   const type = property.type;
-  const wrong = (expected: string) =>
-    badRequest(`The property '${target}' expects ${expected}; got ${JSON.stringify(raw)?.slice(0, 80)}.`, target);
+  const wrong = (expected: string) => badRequest(`The property '${target}' expects ${expected}; got ${describeJson(raw)}.`, target);
   switch (type.kind) {
     case 'enum': {
       const value = enumValue(type, raw);
       if (value === undefined) {
         throw badRequest(
-          `The value ${JSON.stringify(raw)?.slice(0, 80)} is not a member of '${type.qualifiedName}' (${[...type.members.keys()].join(', ')}).`,
+          `The value ${describeJson(raw)} is not a member of '${type.qualifiedName}' (${[...type.members.keys()].join(', ')}).`,
           target,
         );
       }
