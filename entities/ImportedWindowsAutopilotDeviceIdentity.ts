@@ -12,6 +12,7 @@ import { ImportedWindowsAutopilotDeviceIdentityState } from './ImportedWindowsAu
 @Index('IX_device_tenant_serialNumber', ['tenantId', 'serialNumber'])
 @Index('IX_device_tenant_importStatus', ['tenantId', 'state.deviceImportStatus'])
 @Index('IX_device_serialNumber', ['serialNumber'])
+@Index('IX_device_scope_importStatus', ['tenantId', 'uploadId', 'state.deviceImportStatus'])
 export class ImportedWindowsAutopilotDeviceIdentity {
   @PrimaryColumn({ type: 'varchar', length: 36 })
   id!: string;

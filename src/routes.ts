@@ -156,9 +156,11 @@ export class Routes {
       path: `${UPLOADS_PATH}('${uploadKey}')/${DEVICES}`,
       url: `${serviceRoot}/${UPLOADS_PATH}('${uploadKey}')/${DEVICES}`,
     });
-    return this.devicesRoute(collection(''), next.key, after, rawRest.slice(1), async (c, req) => {
+    return this.devicesRoute(collection(''), next.key, after, rawRest.slice(1), async (c, req, memberAddressed) => {
       c.tenantId = req.tenantId;
-      await this.uploads.requireUpload(req.tenantId, uploadKey);
+      // A member is looked up within (tenant, upload): if the upload is not there, neither is the member, so only
+      // collection-level requests need the upload's existence checked first.
+      if (!memberAddressed) await this.uploads.requireUpload(req.tenantId, uploadKey);
     });
   }
 
@@ -168,7 +170,7 @@ export class Routes {
     segmentKey: string | undefined,
     tail: Segment[],
     raw: string[],
-    prepare: (c: DeviceCollection, req: ODataRequest) => Promise<void>,
+    prepare: (c: DeviceCollection, req: ODataRequest, memberAddressed: boolean) => Promise<void>,
   ): Route {
     let key = segmentKey;
     let rest = tail;
@@ -180,7 +182,7 @@ export class Routes {
       (fn: (req: ODataRequest, c: DeviceCollection) => Promise<Reply>): Handler =>
       async (req) => {
         const c = { ...collection, tenantId: collection.tenantId || req.tenantId };
-        await prepare(c, req);
+        await prepare(c, req, key !== undefined);
         return fn(req, c);
       };
     if (key === undefined) {

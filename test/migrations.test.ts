@@ -46,8 +46,10 @@ describe('migrations', () => {
       await service.app.close();
     }
 
-    // and the last migration reverts cleanly
+    // and the later migrations revert cleanly
     const db = await Database.open(url, { migrate: false });
+    await db.dataSource.undoLastMigration();
+    expect(await indexNames(db.dataSource, 'importedWindowsAutopilotDeviceIdentity')).not.toContain('IX_device_scope_importStatus');
     await db.dataSource.undoLastMigration();
     expect(await indexNames(db.dataSource, 'importedWindowsAutopilotDeviceIdentity')).not.toContain('IX_device_serialNumber');
     await db.close();

@@ -373,3 +373,42 @@ describe('create ignores a client state and key', () => {
     expect(res.body.error.target).toBe('state/deviceImportStatus');
   });
 });
+
+describe('an upload\'s status follows its devices', () => {
+  it('goes noUpload → pending → error → complete → noUpload, with a new ETag at each change', async () => {
+    // arrange
+    const upload = (await service.request('POST', UPLOADS, { body: {} })).body;
+    const url = `${UPLOADS}/${upload.id}`;
+    const devices = `${url}/deviceIdentities`;
+    const status = async () => {
+      const res = await service.get(url);
+      return [res.body.status, res.body['@odata.etag']];
+    };
+    const seen: string[] = [];
+    const etags = new Set<string>();
+    const record = async () => {
+      const [s, etag] = await status();
+      seen.push(s);
+      etags.add(etag);
+    };
+
+    // act / assert
+    await record();
+    const a = (await service.request('POST', devices, { body: aDevice() })).body;
+    const b = (await service.request('POST', devices, { body: aDevice() })).body;
+    await record();
+    await service.request('PATCH', `${devices}/${a.id}`, { body: { state: { deviceImportStatus: 'error', deviceErrorCode: 806, deviceErrorName: 'ZtdDeviceAlreadyAssigned' } } });
+    await record(); // b still pending
+    await service.request('PATCH', `${devices}/${b.id}`, { body: { state: { deviceImportStatus: 'complete' } } });
+    await record();
+    await service.request('DELETE', `${devices}/${a.id}`);
+    await record();
+    await service.request('DELETE', `${devices}/${b.id}`);
+    await record();
+    await service.request('PATCH', devices, { body: { '@context': '#$delta', value: [aDevice()] } });
+    await record();
+
+    expect(seen).toEqual(['noUpload', 'pending', 'pending', 'error', 'complete', 'noUpload', 'pending']);
+    expect(etags.size).toBe(6); // one per distinct step: the second "pending" changed nothing
+  });
+});

@@ -134,7 +134,7 @@ export class DeviceIdentitiesController extends ODataController {
       const next = replace ? replaceWith(deviceType(), current.record, values, updatable()) : mergeInto(deviceType(), current.record, values);
       const version = await this.devices.update(m, this.scope(collection), key, current.version, next);
       if (version === undefined) throw new ODataError('PreconditionFailed', 'The entity was changed by another request; read it again.');
-      if ('state' in values || replace) await this.changed(m, collection);
+      if (importStatusOf(current.record) !== importStatusOf(next)) await this.changed(m, collection);
       return { id: key, version, record: next };
     });
     return writeReply(req, deviceType(), stored, this.entityPath(collection), 200);
@@ -308,6 +308,9 @@ function devicesFromCsv(raw: Buffer): Record<string, unknown>[] {
     return device;
   });
 }
+
+/** The device's import status, or null when it has no state: what the upload's status is derived from. */
+const importStatusOf = (record: EntityRecord) => (record.state as { deviceImportStatus?: number } | null)?.deviceImportStatus ?? null;
 
 function idFromReference(ref: unknown): string | undefined {
   if (typeof ref !== 'string') return undefined;

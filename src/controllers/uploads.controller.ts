@@ -87,26 +87,21 @@ export class UploadsController extends ODataController {
     if (this.uploads.db.dialect.name === 'postgres') {
       await manager.query(`SELECT 1 FROM ${q(this.uploads.binding.table)} WHERE ${q('id')} = $1 FOR UPDATE`, [uploadId]);
     }
-    const rows: { s: number | null; n: string | number }[] = await manager
-      .createQueryBuilder()
-      .from(this.devices.entity, 't')
-      .select(`t.${q('stateDeviceImportStatus')}`, 's')
-      .addSelect('COUNT(*)', 'n')
-      .where(`t.${q('tenantId')} = :tenant AND t.${q('uploadId')} = :upload`, { tenant: tenantId, upload: uploadId })
-      .groupBy(`t.${q('stateDeviceImportStatus')}`)
-      .getRawMany();
-    const present = new Set(rows.map((r) => (r.s === null ? null : Number(r.s))));
-    let status = uploadStatus('complete');
-    if (rows.length === 0) status = uploadStatus('noUpload');
-    else if (present.has(importStatus('pending')) || present.has(importStatus('unknown')) || present.has(importStatus('partial'))) status = uploadStatus('pending');
-    else if (present.has(importStatus('error'))) status = uploadStatus('error');
-    await manager
-      .createQueryBuilder()
-      .update(this.uploads.entity)
-      .set({ status, version: () => `${q('version')} + 1` })
-      .where(`${q('id')} = :id AND ${q('tenantId')} = :tenant AND ${q('status')} <> :status`, { id: uploadId, tenant: tenantId, status })
-      .updateEntity(false)
-      .execute();
+    // One statement: derive the status from the devices and write it only if it changed (bumping the ETag).
+    const p = (i: number) => (this.uploads.db.dialect.name === 'postgres' ? `$${i}` : `?${i}`);
+    const importIn = (...names: string[]) => names.map((n) => importStatus(n)).join(', ');
+    const exists = (condition: string) =>
+      `EXISTS (SELECT 1 FROM ${q(this.devices.binding.table)} d WHERE d.${q('tenantId')} = ${p(1)} AND d.${q('uploadId')} = ${p(2)}${condition})`;
+    const status = `CASE WHEN NOT ${exists('')} THEN ${uploadStatus('noUpload')}
+      WHEN ${exists(` AND d.${q('stateDeviceImportStatus')} IN (${importIn('unknown', 'pending', 'partial')})`)} THEN ${uploadStatus('pending')}
+      WHEN ${exists(` AND d.${q('stateDeviceImportStatus')} = ${importIn('error')}`)} THEN ${uploadStatus('error')}
+      ELSE ${uploadStatus('complete')} END`;
+    await manager.query(
+      `UPDATE ${q(this.uploads.binding.table)} SET ${q('status')} = s.v, ${q('version')} = ${q('version')} + 1
+       FROM (SELECT ${status} AS v) s
+       WHERE ${q('id')} = ${p(2)} AND ${q('tenantId')} = ${p(1)} AND ${q('status')} <> s.v`,
+      [tenantId, uploadId],
+    );
   };
 
   private async expand(req: ODataRequest, manager: EntityManager, tenantId: string, items: Stored[], options: QueryOptions) {

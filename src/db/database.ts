@@ -5,22 +5,69 @@ import { ImportedWindowsAutopilotDeviceIdentity } from '../../entities/ImportedW
 import { ImportedWindowsAutopilotDeviceIdentityUpload } from '../../entities/ImportedWindowsAutopilotDeviceIdentityUpload';
 import { InitialSchema1764300000000 } from './migrations/1764300000000-InitialSchema';
 import { SerialAndCreatedIndexes1764400000000 } from './migrations/1764400000000-SerialAndCreatedIndexes';
+import { UploadStatusIndex1764500000000 } from './migrations/1764500000000-UploadStatusIndex';
 import { Dialect, dialectFor } from './dialect';
 import { GraphNamingStrategy } from './naming-strategy';
 
 export const ENTITIES = [ImportedWindowsAutopilotDeviceIdentityUpload, ImportedWindowsAutopilotDeviceIdentity];
 /** In order; a new schema change is a new class appended here, never an edit of an applied one. */
-export const MIGRATIONS = [InitialSchema1764300000000, SerialAndCreatedIndexes1764400000000];
+export const MIGRATIONS = [InitialSchema1764300000000, SerialAndCreatedIndexes1764400000000, UploadStatusIndex1764500000000];
 
-/** Runs one unit of work at a time. The sqlite driver has a single connection, so transactions must not interleave. */
-class SerialQueue {
-  private tail: Promise<unknown> = Promise.resolve();
+/**
+ * The sqlite driver has a single connection, so a transaction must never interleave with other statements: reads
+ * share the connection with each other, a write transaction has it to itself. FIFO, so writers do not starve.
+ */
+export class ReadWriteLock {
+  private readers = 0;
+  private writing = false;
+  private readonly waiting: { write: boolean; grant: () => void }[] = [];
 
-  run<T>(fn: () => Promise<T>): Promise<T> {
-    const result = this.tail.then(fn, fn);
-    this.tail = result.catch(() => undefined);
-    return result;
+  async run<T>(write: boolean, fn: () => Promise<T>): Promise<T> {
+    await this.acquire(write);
+    try {
+      return await fn();
+    } finally {
+      if (write) this.writing = false;
+      else this.readers--;
+      this.drain();
+    }
   }
+
+  private acquire(write: boolean): Promise<void> {
+    if (this.waiting.length === 0 && this.canGrant(write)) {
+      this.take(write);
+      return Promise.resolve();
+    }
+    return new Promise((resolve) => this.waiting.push({ write, grant: resolve }));
+  }
+
+  private canGrant(write: boolean): boolean {
+    return write ? !this.writing && this.readers === 0 : !this.writing;
+  }
+
+  private take(write: boolean) {
+    if (write) this.writing = true;
+    else this.readers++;
+  }
+
+  private drain() {
+    while (this.waiting.length > 0 && this.canGrant(this.waiting[0].write)) {
+      const next = this.waiting.shift()!;
+      this.take(next.write);
+      next.grant();
+    }
+  }
+}
+
+/**
+ * TypeORM calls `sqlite3.verbose()`, which wraps every statement call in a long-stack-trace shim that builds an
+ * Error and util.inspect()s all arguments (every bound Buffer included) — most of the driver's CPU on bulk inserts.
+ * Handing TypeORM the module with a `verbose` that returns it unchanged keeps the plain driver.
+ */
+function sqlite3WithoutTrace(): unknown {
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const sqlite3 = require('sqlite3');
+  return Object.assign(Object.create(sqlite3), { verbose: () => sqlite3 });
 }
 
 export interface DatabaseOptions {
@@ -40,6 +87,7 @@ export function dataSourceOptions(databaseUrl: string, options: DatabaseOptions 
     return {
       type: 'sqlite' as const,
       database,
+      driver: sqlite3WithoutTrace(),
       entities: ENTITIES,
       migrations: MIGRATIONS,
       // WAL keeps readers of other processes off the writer's back; a busy timeout turns lock waits into waits, not errors.
@@ -67,11 +115,11 @@ export function dataSourceOptions(databaseUrl: string, options: DatabaseOptions 
  */
 export class Database {
   readonly dialect: Dialect;
-  private readonly queue: SerialQueue | undefined;
+  private readonly lock: ReadWriteLock | undefined;
 
   constructor(readonly dataSource: DataSource) {
     this.dialect = dialectFor(dataSource.options.type);
-    this.queue = dataSource.options.type === 'sqlite' ? new SerialQueue() : undefined;
+    this.lock = dataSource.options.type === 'sqlite' ? new ReadWriteLock() : undefined;
   }
 
   static async open(databaseUrl: string, options: DatabaseOptions = {}): Promise<Database> {
@@ -87,15 +135,15 @@ export class Database {
     return db;
   }
 
-  /** Reads through the same queue as writes on SQLite, so no read ever sees a transaction's uncommitted rows. */
+  /** Reads never run inside another request's open transaction on SQLite, so they never see uncommitted rows. */
   read<T>(fn: (manager: EntityManager) => Promise<T>): Promise<T> {
     const run = () => fn(this.dataSource.manager);
-    return this.queue ? this.queue.run(run) : run();
+    return this.lock ? this.lock.run(false, run) : run();
   }
 
   write<T>(fn: (manager: EntityManager) => Promise<T>): Promise<T> {
     const run = () => this.dataSource.transaction(fn);
-    return this.queue ? this.queue.run(run) : run();
+    return this.lock ? this.lock.run(true, run) : run();
   }
 
   /**
