@@ -158,9 +158,12 @@ export class Routes {
     });
     return this.devicesRoute(collection(''), next.key, after, rawRest.slice(1), async (c, req, memberAddressed) => {
       c.tenantId = req.tenantId;
-      // A member is looked up within (tenant, upload): if the upload is not there, neither is the member, so only
-      // collection-level requests need the upload's existence checked first.
-      if (!memberAddressed) await this.uploads.requireUpload(req.tenantId, uploadKey);
+      // Members are looked up within (tenant, upload): if the upload is not there, neither is the member. Reads of
+      // the collection check the upload only when they find nothing; writes check it before anything is written.
+      const require = () => this.uploads.requireUpload(req.tenantId, uploadKey);
+      if (memberAddressed) return;
+      if (req.method === 'GET' || req.method === 'HEAD') c.requireContainer = require;
+      else await require();
     });
   }
 

@@ -1,4 +1,5 @@
-import { ODataController } from '@odata/server';
+// The controller base class alone: the package index also loads swagger-ui and the typed server (~66 MB RSS).
+import { ODataController } from '@odata/server/lib/controller';
 import { parse as parseCsv } from 'csv-parse/sync';
 import { EntityManager } from 'typeorm';
 import { EntityRecord, Value } from '../odata/binding';
@@ -30,6 +31,8 @@ export interface DeviceCollection {
   path: string;
   /** Absolute URL of the collection, for Location headers and nextLinks. */
   url: string;
+  /** Set for reads whose container was not checked yet: call it when nothing is found (404 for a missing upload). */
+  requireContainer?: () => Promise<void>;
 }
 
 const deviceType = () => entityType(TYPE.device);
@@ -85,6 +88,7 @@ export class DeviceIdentitiesController extends ODataController {
     const options = parseQueryOptions(req.rawQuery, deviceType(), true);
     const pageSize = this.pageSize(req);
     const page = await this.devices.db.read((m) => this.devices.page(m, this.scope(collection), options, pageSize));
+    if (page.items.length === 0) await collection.requireContainer?.();
     const headers = req.prefer.maxPageSize ? { 'Preference-Applied': `odata.maxpagesize=${pageSize}` } : undefined;
     return collectionReply(
       req,
@@ -100,6 +104,7 @@ export class DeviceIdentitiesController extends ODataController {
   async count(req: ODataRequest, collection: DeviceCollection): Promise<Reply> {
     const options = parseQueryOptions(req.rawQuery, deviceType(), true);
     const n = await this.devices.db.read((m) => this.devices.count(m, this.scope(collection), options));
+    if (n === 0) await collection.requireContainer?.();
     return { status: 200, text: String(n), contentType: 'text/plain' };
   }
 

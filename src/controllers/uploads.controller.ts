@@ -1,4 +1,5 @@
-import { ODataController } from '@odata/server';
+// The controller base class alone: the package index also loads swagger-ui and the typed server (~66 MB RSS).
+import { ODataController } from '@odata/server/lib/controller';
 import { EntityManager } from 'typeorm';
 import { EntityRecord } from '../odata/binding';
 import { EntitySet, Scope, Stored } from '../odata/entity-set';
