@@ -1,5 +1,5 @@
 import { Column, Entity, Index, PrimaryColumn } from 'typeorm';
-import { BINARY, TEXT_COLLATION } from './column-types';
+import { BINARY, BYTEWISE } from './column-types';
 import { ImportedWindowsAutopilotDeviceIdentityState } from './ImportedWindowsAutopilotDeviceIdentityState';
 
 /**
@@ -23,19 +23,19 @@ export class ImportedWindowsAutopilotDeviceIdentity {
   @Column({ type: 'varchar', length: 36, nullable: true })
   uploadId!: string | null;
 
-  @Column({ type: 'varchar', nullable: true, collation: TEXT_COLLATION })
+  @Column({ type: 'varchar', nullable: true, collation: BYTEWISE })
   orderIdentifier!: string | null;
 
-  @Column({ type: 'varchar', nullable: true, collation: TEXT_COLLATION })
+  @Column({ type: 'varchar', nullable: true, collation: BYTEWISE })
   groupTag!: string | null;
 
-  @Column({ type: 'varchar', nullable: true, collation: TEXT_COLLATION })
+  @Column({ type: 'varchar', nullable: true, collation: BYTEWISE })
   serialNumber!: string | null;
 
-  @Column({ type: 'varchar', nullable: true, collation: TEXT_COLLATION })
+  @Column({ type: 'varchar', nullable: true, collation: BYTEWISE })
   productKey!: string | null;
 
-  @Column({ type: 'varchar', nullable: true, collation: TEXT_COLLATION })
+  @Column({ type: 'varchar', nullable: true, collation: BYTEWISE })
   importId!: string | null;
 
   @Column({ type: BINARY, nullable: true })
@@ -44,7 +44,7 @@ export class ImportedWindowsAutopilotDeviceIdentity {
   @Column(() => ImportedWindowsAutopilotDeviceIdentityState, { prefix: 'state' })
   state!: ImportedWindowsAutopilotDeviceIdentityState;
 
-  @Column({ type: 'varchar', nullable: true, collation: TEXT_COLLATION })
+  @Column({ type: 'varchar', nullable: true, collation: BYTEWISE })
   assignedUserPrincipalName!: string | null;
 
   @Column({ type: 'integer', default: 1 })

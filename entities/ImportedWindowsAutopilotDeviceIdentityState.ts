@@ -1,5 +1,5 @@
 import { Column } from 'typeorm';
-import { TEXT_COLLATION } from './column-types';
+import { BYTEWISE } from './column-types';
 
 /** microsoft.graph.importedWindowsAutopilotDeviceIdentityState, stored inline in its device's row. */
 export class ImportedWindowsAutopilotDeviceIdentityState {
@@ -7,12 +7,12 @@ export class ImportedWindowsAutopilotDeviceIdentityState {
   @Column({ type: 'integer', nullable: true })
   deviceImportStatus!: number | null;
 
-  @Column({ type: 'varchar', nullable: true, collation: TEXT_COLLATION })
+  @Column({ type: 'varchar', nullable: true, collation: BYTEWISE })
   deviceRegistrationId!: string | null;
 
   @Column({ type: 'integer', nullable: true })
   deviceErrorCode!: number | null;
 
-  @Column({ type: 'varchar', nullable: true, collation: TEXT_COLLATION })
+  @Column({ type: 'varchar', nullable: true, collation: BYTEWISE })
   deviceErrorName!: string | null;
 }

@@ -1,11 +1,24 @@
-import { ColumnType } from 'typeorm';
+import { ColumnType, getMetadataArgsStorage } from 'typeorm';
 
 /**
- * Column types that differ per engine. The engine is fixed per process by DATABASE_URL, which is read here because
- * entity decorators run at import time; everything else about the engine lives in src/db/.
+ * Column options that differ per engine. Decorators run at import time, before anyone knows which engine a
+ * DataSource will use (and one process may open both: the tests do), so entities use these markers and
+ * `adaptColumnsTo` rewrites them for the engine right before a DataSource initialises.
  */
-const onPostgres = /^postgres(ql)?:/.test(process.env.DATABASE_URL ?? '');
+export const BINARY: ColumnType = 'blob';
+/** Text compared byte-wise (PostgreSQL collation "C"), so $orderby and gt/lt agree between SQLite and PostgreSQL. */
+export const BYTEWISE = 'bytewise';
 
-export const BINARY: ColumnType = onPostgres ? 'bytea' : 'blob';
-/** Text compared byte-wise on both engines, so $orderby and gt/lt agree between SQLite and PostgreSQL. */
-export const TEXT_COLLATION: string | undefined = onPostgres ? 'C' : undefined;
+const binaryColumns = new Set<object>();
+const bytewiseColumns = new Set<object>();
+
+export function adaptColumnsTo(engine: 'sqlite' | 'postgres', targets: Function[]): void {
+  for (const column of getMetadataArgsStorage().columns) {
+    if (!targets.includes(column.target as Function)) continue;
+    const options = column.options;
+    if (options.type === BINARY) binaryColumns.add(column);
+    if (options.collation === BYTEWISE) bytewiseColumns.add(column);
+    if (binaryColumns.has(column)) options.type = engine === 'postgres' ? 'bytea' : 'blob';
+    if (bytewiseColumns.has(column)) options.collation = engine === 'postgres' ? 'C' : undefined;
+  }
+}

@@ -87,6 +87,7 @@ describe.each(collections)('PATCH a device in the %s collection', (_name, collec
     ['a non-string @odata.type', { '@odata.type': 5 }, '@odata.type'],
     ['a wrong type on state', { state: { '@odata.type': '#microsoft.graph.importedWindowsAutopilotDeviceIdentity' } }, 'state/@odata.type'],
     ['a navigation binding', { 'deviceIdentities@odata.bind': ['x'] }, 'deviceIdentities@odata.bind'],
+    ['a NUL character in a string', { groupTag: 'a\u0000b' }, 'groupTag'],
     ['a string over 4000 characters', { serialNumber: 'x'.repeat(4001) }, 'serialNumber'],
     ['a binary over 64 KiB', { hardwareIdentifier: Buffer.alloc(64 * 1024 + 1).toString('base64') }, 'hardwareIdentifier'],
   ])('rejects %s with 400 naming the property, and changes nothing', async (_rule, body, target) => {

@@ -3,6 +3,8 @@ import { dirname, resolve } from 'node:path';
 import { DataSource, EntityManager } from 'typeorm';
 import { ImportedWindowsAutopilotDeviceIdentity } from '../../entities/ImportedWindowsAutopilotDeviceIdentity';
 import { ImportedWindowsAutopilotDeviceIdentityUpload } from '../../entities/ImportedWindowsAutopilotDeviceIdentityUpload';
+import { ImportedWindowsAutopilotDeviceIdentityState } from '../../entities/ImportedWindowsAutopilotDeviceIdentityState';
+import { adaptColumnsTo } from '../../entities/column-types';
 import { InitialSchema1764300000000 } from './migrations/1764300000000-InitialSchema';
 import { SerialAndCreatedIndexes1764400000000 } from './migrations/1764400000000-SerialAndCreatedIndexes';
 import { UploadStatusIndex1764500000000 } from './migrations/1764500000000-UploadStatusIndex';
@@ -80,6 +82,7 @@ export interface DatabaseOptions {
 }
 
 export function dataSourceOptions(databaseUrl: string, options: DatabaseOptions = {}) {
+  adaptColumnsTo(databaseUrl.startsWith('sqlite:') ? 'sqlite' : 'postgres', [...ENTITIES, ImportedWindowsAutopilotDeviceIdentityState]);
   if (databaseUrl.startsWith('sqlite:')) {
     const location = databaseUrl.slice('sqlite:'.length);
     const database = location === ':memory:' ? ':memory:' : resolve(location);

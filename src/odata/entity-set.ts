@@ -1,8 +1,8 @@
 import { EntityManager, ObjectLiteral, SelectQueryBuilder } from 'typeorm';
 import { Database } from '../db/database';
 import { Binding, EntityRecord, Row } from './binding';
-import { decodeSkipToken, SkipToken } from './paging';
-import { applyFilter, applyFilterAndOrder, QueryOptions } from './query';
+import { decodeSkipToken, queryFingerprint, SkipToken } from './paging';
+import { applyFilter, applyFilterAndOrder, checkCountSegmentOptions, QueryOptions, queryLimitError } from './query';
 
 /**
  * Generic reads and writes of one entity type's table, always inside a scope (tenant, containing upload). The SQL is
@@ -76,21 +76,29 @@ export class EntitySet {
     return row !== undefined;
   }
 
-  async count(manager: EntityManager, scope: Scope, options: QueryOptions): Promise<number> {
+  /**
+   * The number of members matching $filter. For the `/$count` segment (`segment`, the default) any option that shapes a
+   * collection is a 400: Part 1 §11.2.10 leaves such a request's result undefined, and no option is silently ignored.
+   */
+  async count(manager: EntityManager, scope: Scope, options: QueryOptions, segment = true): Promise<number> {
+    if (segment) checkCountSegmentOptions(options);
     const qb = applyFilter(this.base(manager, scope).select('COUNT(*)', 'n'), options, this.binding, this.db.dialect);
-    const row = await qb.getRawOne();
+    const row = await qb.getRawOne().catch((err: unknown) => {
+      throw queryLimitError(err);
+    });
     return Number(row?.n ?? 0);
   }
 
   /** One page of the filtered, ordered collection; `pageSize` undefined = no server paging (used by $expand). */
   async page(manager: EntityManager, scope: Scope, options: QueryOptions, pageSize: number | undefined): Promise<Page> {
-    const token = options.skiptoken ? decodeSkipToken(options.skiptoken) : undefined;
+    const fingerprint = queryFingerprint(options.filter?.source, options.orderby?.source);
+    const token = options.skiptoken !== undefined ? decodeSkipToken(options.skiptoken, fingerprint) : undefined;
     const returned = token?.n ?? 0;
     const remaining = options.top === undefined ? Infinity : Math.max(0, options.top - returned);
     const limit = Math.min(remaining, pageSize ?? Infinity);
     const keyset = !options.orderby;
 
-    const count = options.count ? await this.count(manager, scope, options) : undefined;
+    const count = options.count ? await this.count(manager, scope, options, false) : undefined;
     if (limit === 0) return { items: [], count };
 
     const qb = applyFilterAndOrder(this.base(manager, scope).select(this.selectList), options, this.binding, this.db.dialect);
@@ -105,14 +113,16 @@ export class EntitySet {
       qb.offset(offset);
       if (fetch === undefined) qb.limit(this.db.dialect.name === 'sqlite' ? -1 : (null as unknown as number));
     }
-    const rows = await qb.getRawMany();
+    const rows = await qb.getRawMany().catch((err: unknown) => {
+      throw queryLimitError(err);
+    });
     const items = rows.slice(0, Number.isFinite(limit) ? limit : undefined).map((row) => this.toStored(row));
     const more = pageSize !== undefined && rows.length > limit && remaining > limit;
     let next: SkipToken | undefined;
     if (more && items.length > 0) {
       next = keyset
-        ? { k: items[items.length - 1].id, n: returned + items.length }
-        : { o: offset + items.length, n: returned + items.length };
+        ? { k: items[items.length - 1].id, n: returned + items.length, q: fingerprint }
+        : { o: offset + items.length, n: returned + items.length, q: fingerprint };
     }
     return { items, count, next };
   }

@@ -116,6 +116,8 @@ function convert(property: StructuralProperty, raw: unknown, target: string): Va
         case 'Edm.String':
           if (typeof raw !== 'string') throw wrong('a string');
           if (raw.length > MAX_STRING_LENGTH) throw badRequest(`The property '${target}' is longer than ${MAX_STRING_LENGTH} characters.`, target);
+          // PostgreSQL text cannot hold U+0000; refusing it everywhere keeps both engines alike.
+          if (raw.includes('\u0000')) throw badRequest(`The property '${target}' contains the NUL character (U+0000).`, target);
           return raw;
         case 'Edm.Int32':
           if (typeof raw !== 'number' || !Number.isInteger(raw) || raw < INT32_MIN || raw > INT32_MAX) throw wrong('a 32-bit integer');

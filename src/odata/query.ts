@@ -62,20 +62,36 @@ function nonNegativeInteger(value: string, name: string): number {
 }
 
 function boolean(value: string, name: string): boolean {
-  if (value !== 'true' && value !== 'false') throw badRequest(`The value of '${name}' must be true or false, got '${value}'.`, name);
-  return value === 'true';
+  // ABNF literals are case-insensitive: TRUE and True are booleanValue too.
+  const lower = value.toLowerCase();
+  if (lower !== 'true' && lower !== 'false') throw badRequest(`The value of '${name}' must be true or false, got '${value}'.`, name);
+  return lower === 'true';
+}
+
+/** `ns.Type/prop` → `prop` when the cast names the type itself (it has no derived types); another type is a 400. */
+function withoutTypeCast(item: string, type: EntityType, name: string): string {
+  const slash = item.indexOf('/');
+  const first = slash < 0 ? item : item.slice(0, slash);
+  if (slash < 0 || !first.includes('.')) return item;
+  const qualified = first.replace(/^graph\./, 'microsoft.graph.');
+  if (qualified !== type.qualifiedName) {
+    throw badRequest(`'${first}' in ${name} is not the type '${type.qualifiedName}' or a type derived from it.`, name);
+  }
+  return item.slice(slash + 1);
 }
 
 function parseSelect(value: string, type: EntityType, name: string): Set<string> {
   const selected = new Set<string>();
+  if (!value.trim()) throw badRequest(`${name} is empty; name the properties to select, or leave ${name} out.`, name);
   for (const item of value.split(',').map((s) => s.trim())) {
+    if (!item) throw badRequest(`${name} has an empty item; properties are separated by single commas.`, name);
     if (item === '*') {
       for (const p of type.properties.keys()) selected.add(p);
       continue;
     }
-    if (item.includes('/')) throw notImplemented(`Selecting part of a complex property ('${item}') is not supported; select '${item.split('/')[0]}'.`, name);
-    if (item.includes('(')) throw notImplemented(`Nested options in ${name} ('${item}') are not supported.`, name);
-    const bare = item.replace(/^microsoft\.graph\.importedWindowsAutopilotDevice\w*\//, '');
+    const bare = withoutTypeCast(item, type, name);
+    if (bare.includes('/')) throw notImplemented(`Selecting part of a complex property ('${item}') is not supported; select '${bare.split('/')[0]}'.`, name);
+    if (/^[A-Za-z_]\w*\(.*\)$/.test(bare)) throw notImplemented(`Nested options in ${name} ('${item}') are not supported.`, name);
     if (!type.properties.has(bare) && !type.navigations.has(bare)) {
       throw badRequest(`Could not find a property named '${item}' on type '${type.qualifiedName}' (in ${name}).`, name);
     }
@@ -133,13 +149,13 @@ function parseExpand(value: string, type: EntityType, name: string): Map<string,
           nested.set(key, { name: `${name}/${target}/${optName}`, value: option.slice(eq + 1) });
         }
       }
-      expand.set(target, readOptions(nested, navigation.target, true));
+      expand.set(target, readOptions(nested, navigation.target, true, true));
     }
   }
   return expand;
 }
 
-function readOptions(options: Map<string, { name: string; value: string }>, type: EntityType, collection: boolean): QueryOptions {
+function readOptions(options: Map<string, { name: string; value: string }>, type: EntityType, collection: boolean, nested = false): QueryOptions {
   const result: QueryOptions = {};
   for (const [key, { name, value }] of options) {
     const collectionOnly = () => {
@@ -184,6 +200,7 @@ function readOptions(options: Map<string, { name: string; value: string }>, type
       case 'search':
         throw notImplemented(`The query option '${name}' is not supported by this service.`, name);
       case 'levels':
+        if (nested) throw notImplemented(`The query option '${name}' is not supported: no navigation property of this service is recursive.`, name);
         throw badRequest(`The query option '${name}' is only allowed inside $expand.`, name);
       default:
         throw notImplemented(`The query option '${name}' is not supported by this service.`, name);
@@ -218,6 +235,25 @@ export function applyFilterAndOrder<T extends ObjectLiteral>(
   qb.addOrderBy(`t.${q('id')}`, 'ASC');
   qb.setParameters(params.values);
   return qb;
+}
+
+/** `/$count` takes $filter only (and $format); the options that shape a collection make no sense on a number. */
+export function checkCountSegmentOptions(options: QueryOptions): void {
+  const names = { top: '$top', skip: '$skip', orderby: '$orderby', select: '$select', expand: '$expand', count: '$count', skiptoken: '$skiptoken' } as const;
+  for (const [key, name] of Object.entries(names)) {
+    if (options[key as keyof typeof names] !== undefined) {
+      throw badRequest(`The query option '${name}' does not apply to /$count; only $filter does.`, name);
+    }
+  }
+}
+
+/** Engine limits an accepted query can still reach (parser stack, expression depth, bound parameters): a 400, not a 500. */
+export function queryLimitError(err: unknown): unknown {
+  const message = err instanceof Error ? err.message : '';
+  if (/parser stack overflow|expression tree is too large|too many SQL variables|stack depth limit exceeded|number of parameters must be/i.test(message)) {
+    return badRequest('The query is too complex for the database; simplify $filter or $orderby.');
+  }
+  return err;
 }
 
 /** Where-clause only ($filter), for counts. */
