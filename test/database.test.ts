@@ -46,6 +46,17 @@ describe('database settings', () => {
     }
   });
 
+  (onPostgres() ? it.skip : it)('keeps the sqlite3 driver free of its long-stack-trace shim (TypeORM calls verbose())', async () => {
+    const db = await Database.open('sqlite::memory:');
+    try {
+      // eslint-disable-next-line @typescript-eslint/no-require-imports
+      const { Database: Sqlite } = require('sqlite3');
+      for (const method of ['run', 'all', 'prepare', 'exec']) expect(Sqlite.prototype[method].toString()).not.toContain('new Error()');
+    } finally {
+      await db.close();
+    }
+  });
+
   it('lets concurrent claimers take disjoint rows', async () => {
     const url = await freshDatabaseUrl();
     const db = await Database.open(url);

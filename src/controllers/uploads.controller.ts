@@ -97,7 +97,8 @@ export class UploadsController extends ODataController {
       WHEN ${exists(` AND d.${q('stateDeviceImportStatus')} IN (${importIn('unknown', 'pending', 'partial')})`)} THEN ${uploadStatus('pending')}
       WHEN ${exists(` AND d.${q('stateDeviceImportStatus')} = ${importIn('error')}`)} THEN ${uploadStatus('error')}
       ELSE ${uploadStatus('complete')} END`;
-    await manager.query(
+    await this.uploads.db.run(
+      manager,
       `UPDATE ${q(this.uploads.binding.table)} SET ${q('status')} = s.v, ${q('version')} = ${q('version')} + 1
        FROM (SELECT ${status} AS v) s
        WHERE ${q('id')} = ${p(2)} AND ${q('tenantId')} = ${p(1)} AND ${q('status')} <> s.v`,

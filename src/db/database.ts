@@ -11,6 +11,16 @@ import { UploadStatusIndex1764500000000 } from './migrations/1764500000000-Uploa
 import { Dialect, dialectFor } from './dialect';
 import { GraphNamingStrategy } from './naming-strategy';
 
+/** The parts of node-sqlite3 that `Database.run` uses (the driver TypeORM opened). */
+interface SqliteStatement {
+  all(params: unknown[], cb: (err: Error | null, rows: Record<string, unknown>[]) => void): void;
+  run(params: unknown[], cb: (this: { changes: number }, err: Error | null) => void): void;
+  finalize(cb: () => void): void;
+}
+interface SqliteConnection {
+  prepare(sql: string): SqliteStatement;
+}
+
 export const ENTITIES = [ImportedWindowsAutopilotDeviceIdentityUpload, ImportedWindowsAutopilotDeviceIdentity];
 /** In order; a new schema change is a new class appended here, never an edit of an applied one. */
 export const MIGRATIONS = [InitialSchema1764300000000, SerialAndCreatedIndexes1764400000000, UploadStatusIndex1764500000000];
@@ -163,7 +173,45 @@ export class Database {
     return rows.map((r) => r.id);
   }
 
+  private readonly statements = new Map<string, SqliteStatement>();
+
+  /**
+   * Runs one fixed-shape statement (the hot paths: by-key reads and writes). TypeORM hands SQL text to the sqlite
+   * driver, which prepares it anew on every call; here SQLite statements are prepared once and reused. `affected`
+   * counts the rows a DML statement changed. Inside `write`, pass its manager so the statement joins the transaction.
+   */
+  async run(manager: EntityManager, sql: string, params: unknown[]): Promise<{ rows: Record<string, unknown>[]; affected: number }> {
+    if (this.dialect.name !== 'sqlite') {
+      if (!manager.queryRunner) return { rows: await manager.query(sql, params), affected: 0 };
+      const result = await manager.queryRunner.query(sql, params, true);
+      return { rows: result.records ?? [], affected: Number(result.affected ?? 0) };
+    }
+    let statement = this.statements.get(sql);
+    if (!statement) {
+      if (this.statements.size >= 256) await this.finalizeStatements();
+      const connection = (this.dataSource.driver as unknown as { databaseConnection: SqliteConnection }).databaseConnection;
+      statement = connection.prepare(sql);
+      this.statements.set(sql, statement);
+    }
+    const select = /^\s*SELECT/i.test(sql);
+    return new Promise((resolve, reject) => {
+      if (select) statement!.all(params, (err, rows) => (err ? reject(err) : resolve({ rows, affected: 0 })));
+      else
+        statement!.run(params, function (this: { changes: number }, err: Error | null) {
+          if (err) reject(err);
+          else resolve({ rows: [], affected: this.changes });
+        });
+    });
+  }
+
+  private async finalizeStatements(): Promise<void> {
+    const all = [...this.statements.values()];
+    this.statements.clear();
+    await Promise.all(all.map((st) => new Promise<void>((resolve) => st.finalize(() => resolve()))));
+  }
+
   async close(): Promise<void> {
+    await this.finalizeStatements();
     if (this.dataSource.isInitialized) await this.dataSource.destroy();
   }
 }

@@ -64,11 +64,13 @@ export class EntitySet {
     return { id: String(row.id), version: Number(row.version), record: this.binding.fromRow(row) };
   }
 
+  /** One member by key (the hottest read): a fixed statement, prepared once. */
   async findOne(manager: EntityManager, scope: Scope, id: string, forUpdate = false): Promise<Stored | undefined> {
-    const qb = this.base(manager, scope).select(this.selectList).andWhere(`t.${q('id')} = :key`, { key: id });
-    if (forUpdate && this.db.dialect.name === 'postgres') qb.setLock('pessimistic_write');
-    const row = await qb.getRawOne();
-    return row ? this.toStored(row) : undefined;
+    const params: unknown[] = [];
+    const lock = forUpdate && this.db.dialect.name === 'postgres' ? ' FOR UPDATE' : '';
+    const sql = `SELECT ${this.selectList.join(', ')} FROM ${this.table} t WHERE ${this.scopeSql(scope, params, 't')} AND t.${q('id')} = ${this.placeholder(params.push(id))}${lock}`;
+    const { rows } = await this.db.run(manager, sql, params);
+    return rows[0] ? this.toStored(rows[0]) : undefined;
   }
 
   async exists(manager: EntityManager, scope: Scope, id: string): Promise<boolean> {
@@ -147,9 +149,10 @@ export class EntitySet {
     }
   }
 
-  private scopeSql(scope: Scope, params: unknown[]): string {
+  private scopeSql(scope: Scope, params: unknown[], alias?: string): string {
+    const ref = (column: string) => (alias ? `${alias}.${q(column)}` : q(column));
     return Object.entries(scope.columns)
-      .map(([column, value]) => (value === null ? `${q(column)} IS NULL` : `${q(column)} = ${this.placeholder(params.push(value))}`))
+      .map(([column, value]) => (value === null ? `${ref(column)} IS NULL` : `${ref(column)} = ${this.placeholder(params.push(value))}`))
       .join(' AND ');
   }
 
@@ -180,7 +183,6 @@ export class EntitySet {
   private async affected(manager: EntityManager, sql: string, params: unknown[]): Promise<number> {
     // Writes run inside Database.write, whose transaction manager carries its query runner.
     if (!manager.queryRunner) throw new Error('EntitySet writes must run inside Database.write');
-    const result = await manager.queryRunner.query(sql, params, true);
-    return Number(result.affected ?? 0);
+    return (await this.db.run(manager, sql, params)).affected;
   }
 }
