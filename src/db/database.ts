@@ -186,6 +186,7 @@ export class Database {
       const result = await manager.queryRunner.query(sql, params, true);
       return { rows: result.records ?? [], affected: Number(result.affected ?? 0) };
     }
+    this.dataSource.logger.logQuery(sql, params); // as TypeORM's own runner does; the logger decides whether to print
     let statement = this.statements.get(sql);
     if (!statement) {
       if (this.statements.size >= 256) await this.finalizeStatements();

@@ -64,6 +64,12 @@ export class EntitySet {
     return { id: String(row.id), version: Number(row.version), record: this.binding.fromRow(row) };
   }
 
+  /** Runs a built query through Database.run: TypeORM builds the SQL, the statement is prepared once. */
+  private async rowsOf(manager: EntityManager, qb: SelectQueryBuilder<ObjectLiteral>): Promise<Row[]> {
+    const [sql, params] = qb.getQueryAndParameters();
+    return (await this.db.run(manager, sql, params)).rows;
+  }
+
   /** One member by key (the hottest read): a fixed statement, prepared once. */
   async findOne(manager: EntityManager, scope: Scope, id: string, forUpdate = false): Promise<Stored | undefined> {
     const params: unknown[] = [];
@@ -74,8 +80,8 @@ export class EntitySet {
   }
 
   async exists(manager: EntityManager, scope: Scope, id: string): Promise<boolean> {
-    const row = await this.base(manager, scope).select(`t.${q('id')}`).andWhere(`t.${q('id')} = :key`, { key: id }).getRawOne();
-    return row !== undefined;
+    const rows = await this.rowsOf(manager, this.base(manager, scope).select(`t.${q('id')}`).andWhere(`t.${q('id')} = :key`, { key: id }));
+    return rows.length > 0;
   }
 
   /**
@@ -85,7 +91,7 @@ export class EntitySet {
   async count(manager: EntityManager, scope: Scope, options: QueryOptions, segment = true): Promise<number> {
     if (segment) checkCountSegmentOptions(options);
     const qb = applyFilter(this.base(manager, scope).select('COUNT(*)', 'n'), options, this.binding, this.db.dialect);
-    const row = await qb.getRawOne().catch((err: unknown) => {
+    const [row] = await this.rowsOf(manager, qb).catch((err: unknown) => {
       throw queryLimitError(err);
     });
     return Number(row?.n ?? 0);
@@ -115,7 +121,7 @@ export class EntitySet {
       qb.offset(offset);
       if (fetch === undefined) qb.limit(this.db.dialect.name === 'sqlite' ? -1 : (null as unknown as number));
     }
-    const rows = await qb.getRawMany().catch((err: unknown) => {
+    const rows = await this.rowsOf(manager, qb).catch((err: unknown) => {
       throw queryLimitError(err);
     });
     const items = rows.slice(0, Number.isFinite(limit) ? limit : undefined).map((row) => this.toStored(row));
