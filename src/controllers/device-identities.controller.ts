@@ -36,6 +36,8 @@ export interface DeviceCollection {
 }
 
 const deviceType = () => entityType(TYPE.device);
+/** Compare-and-set rounds before an update without If-Match gives up with 503. */
+const MAX_UPDATE_ATTEMPTS = 5;
 const PENDING = () => enumType(TYPE.importStatus).members.get('pending')!;
 
 /** Properties a client may write; `id` is server-generated and ignored. */
@@ -126,23 +128,38 @@ export class DeviceIdentitiesController extends ODataController {
     return writeReply(req, deviceType(), created, this.entityPath(collection), 201, this.locationOf(collection, created.id));
   }
 
+  /**
+   * PATCH (merge) or PUT (replace) of one member, optimistically: read, merge outside any lock, then write with a
+   * compare-and-set on the version read. Only a write that changes the import status (and so the upload's status)
+   * needs a transaction; a lost race is 412 under If-Match, else the merge is redone on the fresh entity.
+   */
   async update(req: ODataRequest, collection: DeviceCollection, key: string, replace = false): Promise<Reply> {
     const { values } = parseEntity(deviceType(), req.body);
     delete values.id;
-    const stored = await this.devices.db.write(async (m) => {
-      const current = await this.devices.findOne(m, this.scope(collection), key, true);
+    const scope = this.scope(collection);
+    for (let attempt = 0; attempt < MAX_UPDATE_ATTEMPTS; attempt++) {
+      const current = await this.devices.db.read((m) => this.devices.findOne(m, scope, key));
       if (!current) {
         if (req.headers['if-match'] !== undefined) checkWritePreconditions(req, undefined);
         throw notFoundError('importedWindowsAutopilotDeviceIdentity', key);
       }
       checkWritePreconditions(req, current);
       const next = replace ? replaceWith(deviceType(), current.record, values, updatable()) : mergeInto(deviceType(), current.record, values);
-      const version = await this.devices.update(m, this.scope(collection), key, current.version, next);
-      if (version === undefined) throw new ODataError('PreconditionFailed', 'The entity was changed by another request; read it again.');
-      if (importStatusOf(current.record) !== importStatusOf(next)) await this.changed(m, collection);
-      return { id: key, version, record: next };
-    });
-    return writeReply(req, deviceType(), stored, this.entityPath(collection), 200);
+      const write = (m: EntityManager) => this.devices.update(m, scope, key, current.version, next);
+      const version =
+        importStatusOf(current.record) === importStatusOf(next)
+          ? await this.devices.db.writeOne(write)
+          : await this.devices.db.write(async (m) => {
+              const written = await write(m);
+              if (written !== undefined) await this.changed(m, collection);
+              return written;
+            });
+      if (version !== undefined) return writeReply(req, deviceType(), { id: key, version, record: next }, this.entityPath(collection), 200);
+      if (req.headers['if-match'] !== undefined) {
+        throw new ODataError('PreconditionFailed', 'The entity was changed by another request; read it again.');
+      }
+    }
+    throw new ODataError('ServiceUnavailable', 'The entity is being changed by many requests at once; retry.').withHeader('Retry-After', '1');
   }
 
   async remove(req: ODataRequest, collection: DeviceCollection, key: string): Promise<Reply> {

@@ -154,9 +154,38 @@ export class Database {
     return this.lock ? this.lock.run(false, run) : run();
   }
 
+  /**
+   * One write statement, atomic by itself, outside any transaction: on SQLite it holds the write lock only for that
+   * statement; on PostgreSQL it runs in autocommit on a pooled connection. For compare-and-set updates.
+   */
+  async writeOne<T>(fn: (manager: EntityManager) => Promise<T>): Promise<T> {
+    if (this.lock) return this.lock.run(true, () => fn(this.dataSource.manager));
+    const runner = this.dataSource.createQueryRunner();
+    try {
+      return await fn(runner.manager);
+    } finally {
+      await runner.release();
+    }
+  }
+
+  /**
+   * One transaction. On SQLite the write lock already gives it the single connection to itself, so BEGIN/COMMIT go
+   * through the prepared-statement cache instead of TypeORM's transaction machinery (a third of a PATCH's time).
+   */
   write<T>(fn: (manager: EntityManager) => Promise<T>): Promise<T> {
-    const run = () => this.dataSource.transaction(fn);
-    return this.lock ? this.lock.run(true, run) : run();
+    if (!this.lock) return this.dataSource.transaction(fn);
+    return this.lock.run(true, async () => {
+      const manager = this.dataSource.manager;
+      await this.run(manager, 'BEGIN', []);
+      try {
+        const result = await fn(manager);
+        await this.run(manager, 'COMMIT', []);
+        return result;
+      } catch (err) {
+        await this.run(manager, 'ROLLBACK', []).catch(() => undefined);
+        throw err;
+      }
+    });
   }
 
   /**

@@ -187,8 +187,7 @@ export class EntitySet {
 
   /** Runs a write and returns the number of rows it changed, on either engine. */
   private async affected(manager: EntityManager, sql: string, params: unknown[]): Promise<number> {
-    // Writes run inside Database.write, whose transaction manager carries its query runner.
-    if (!manager.queryRunner) throw new Error('EntitySet writes must run inside Database.write');
+    // Writes run inside Database.write: on PostgreSQL its transaction's manager carries the query runner.
     return (await this.db.run(manager, sql, params)).affected;
   }
 }
