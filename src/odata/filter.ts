@@ -439,14 +439,9 @@ function rewriteInMapped(source: string): { text: string; map: number[] } {
 }
 
 function endOfString(source: string, start: number): number {
-  let i = start + 1;
-  while (i < source.length) {
-    if (source[i] === "'") {
-      if (source[i + 1] === "'") i += 2;
-      else return i + 1;
-    } else i++;
-  }
-  throw syntaxError('$filter', { position: start, problem: 'the string literal that starts here is not closed' }, source);
+  const end = stringEnd(source, start);
+  if (end < 0) throw syntaxError('$filter', { position: start, problem: 'the string literal that starts here is not closed' }, source);
+  return end;
 }
 
 function splitList(source: string, start: number): { items: string[]; end: number } {
