@@ -75,7 +75,7 @@ export function createApp(
   const deviceSet = new EntitySet(db, new Binding(entityType(TYPE.device), db.dataSource, ImportedWindowsAutopilotDeviceIdentity), ImportedWindowsAutopilotDeviceIdentity);
   const pageSize = (req: ODataRequest) => Math.min(req.prefer.maxPageSize ?? config.defaultPageSize, config.maxPageSize);
   const uploads = new UploadsController(uploadSet, deviceSet, pageSize);
-  const devices = new DeviceIdentitiesController(deviceSet, pageSize, uploads.refreshStatus);
+  const devices = new DeviceIdentitiesController(deviceSet, pageSize, uploads.refreshStatus, uploads.maintainedByTriggers);
   const routes = new Routes(uploads, devices);
   const metadataJson = JSON.stringify(model().json);
 

@@ -48,6 +48,13 @@ describe('migrations', () => {
 
     // and the later migrations revert cleanly
     const db = await Database.open(url, { migrate: false });
+    const triggers = async () =>
+      db.dataSource.options.type === 'sqlite'
+        ? (await db.dataSource.query(`SELECT name FROM sqlite_master WHERE type = 'trigger'`)).length
+        : 0;
+    expect(await triggers()).toBe(db.dataSource.options.type === 'sqlite' ? 3 : 0);
+    await db.dataSource.undoLastMigration(); // the SQLite status triggers (nothing on PostgreSQL)
+    expect(await triggers()).toBe(0);
     await db.dataSource.undoLastMigration();
     expect(await indexNames(db.dataSource, 'importedWindowsAutopilotDeviceIdentity')).not.toContain('IX_device_scope_importStatus');
     await db.dataSource.undoLastMigration();

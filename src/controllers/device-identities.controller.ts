@@ -56,6 +56,8 @@ export class DeviceIdentitiesController extends ODataController {
     private readonly devices: EntitySet,
     private readonly pageSize: (req: ODataRequest) => number,
     private readonly devicesChanged: DevicesChanged,
+    /** The database derives upload status in the device statement itself (SQLite triggers). */
+    private readonly statusByDatabase = false,
   ) {
     super();
   }
@@ -147,7 +149,7 @@ export class DeviceIdentitiesController extends ODataController {
       const next = replace ? replaceWith(deviceType(), current.record, values, updatable()) : mergeInto(deviceType(), current.record, values);
       const write = (m: EntityManager) => this.devices.update(m, scope, key, current.version, next);
       const version =
-        importStatusOf(current.record) === importStatusOf(next)
+        this.statusByDatabase || importStatusOf(current.record) === importStatusOf(next)
           ? await this.devices.db.writeOne(write)
           : await this.devices.db.write(async (m) => {
               const written = await write(m);

@@ -45,6 +45,8 @@ const q = (identifier: string) => `"${identifier}"`;
  */
 export class UploadsController extends ODataController {
   private readonly ensuredDefaults = new Set<string>();
+  /** Whether the database keeps upload status itself (the SQLite triggers of migration UploadStatusTriggers). */
+  readonly maintainedByTriggers: boolean;
 
   constructor(
     private readonly uploads: EntitySet,
@@ -52,6 +54,7 @@ export class UploadsController extends ODataController {
     private readonly pageSize: (req: ODataRequest) => number,
   ) {
     super();
+    this.maintainedByTriggers = uploads.db.dialect.name === 'sqlite';
   }
 
   private scope(tenantId: string): Scope {
@@ -83,6 +86,8 @@ export class UploadsController extends ODataController {
 
   /** Upload status follows its devices (SPEC §6): noUpload, pending while any is pending, then error or complete. */
   readonly refreshStatus = async (manager: EntityManager, tenantId: string, uploadId: string): Promise<void> => {
+    // On SQLite the migration's triggers keep the status in the device statement itself.
+    if (this.maintainedByTriggers) return;
     // Concurrent writers to one upload (other instances on PostgreSQL) take turns here, so the last to commit
     // counts every committed device: the status never lags behind the devices.
     if (this.uploads.db.dialect.name === 'postgres') {

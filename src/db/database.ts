@@ -8,6 +8,7 @@ import { adaptColumnsTo } from '../../entities/column-types';
 import { InitialSchema1764300000000 } from './migrations/1764300000000-InitialSchema';
 import { SerialAndCreatedIndexes1764400000000 } from './migrations/1764400000000-SerialAndCreatedIndexes';
 import { UploadStatusIndex1764500000000 } from './migrations/1764500000000-UploadStatusIndex';
+import { UploadStatusTriggers1764600000000 } from './migrations/1764600000000-UploadStatusTriggers';
 import { Dialect, dialectFor } from './dialect';
 import { GraphNamingStrategy } from './naming-strategy';
 
@@ -23,7 +24,12 @@ interface SqliteConnection {
 
 export const ENTITIES = [ImportedWindowsAutopilotDeviceIdentityUpload, ImportedWindowsAutopilotDeviceIdentity];
 /** In order; a new schema change is a new class appended here, never an edit of an applied one. */
-export const MIGRATIONS = [InitialSchema1764300000000, SerialAndCreatedIndexes1764400000000, UploadStatusIndex1764500000000];
+export const MIGRATIONS = [
+  InitialSchema1764300000000,
+  SerialAndCreatedIndexes1764400000000,
+  UploadStatusIndex1764500000000,
+  UploadStatusTriggers1764600000000,
+];
 
 /**
  * The sqlite driver has a single connection, so a transaction must never interleave with other statements: reads
