@@ -147,7 +147,7 @@ export class DeviceIdentitiesController extends ODataController {
       }
       checkWritePreconditions(req, current);
       const next = replace ? replaceWith(deviceType(), current.record, values, updatable()) : mergeInto(deviceType(), current.record, values);
-      const write = (m: EntityManager) => this.devices.update(m, scope, key, current.version, next);
+      const write = (m: EntityManager) => this.devices.update(m, scope, key, current.version, next, current.record);
       const version =
         this.statusByDatabase || importStatusOf(current.record) === importStatusOf(next)
           ? await this.devices.db.writeOne(write)
@@ -250,7 +250,7 @@ export class DeviceIdentitiesController extends ODataController {
           const current = await this.devices.findOne(m, this.scope(collection), entry.id, true);
           if (!current) throw notFound(`value[${i}]: importedWindowsAutopilotDeviceIdentity '${entry.id}' is not a member of this collection.`);
           const next = mergeInto(deviceType(), current.record, entry.values);
-          const version = await this.devices.update(m, this.scope(collection), entry.id, current.version, next);
+          const version = await this.devices.update(m, this.scope(collection), entry.id, current.version, next, current.record);
           if (version === undefined) throw new ODataError('PreconditionFailed', `value[${i}] was changed by another request.`);
           out.push({ id: entry.id, version, record: next });
         }

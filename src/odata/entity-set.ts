@@ -42,6 +42,11 @@ export interface Page {
 
 const q = (identifier: string) => `"${identifier.replace(/"/g, '""')}"`;
 
+function sameValue(a: unknown, b: unknown): boolean {
+  if (Buffer.isBuffer(a) && Buffer.isBuffer(b)) return a.equals(b);
+  return a === b;
+}
+
 export const etagOf = (version: number) => `W/"${version}"`;
 
 export class EntitySet {
@@ -163,14 +168,29 @@ export class EntitySet {
   }
 
   /** Writes a record if the row still has `version`; returns the new version, or undefined if it changed meanwhile. */
-  async update(manager: EntityManager, scope: Scope, id: string, version: number, record: EntityRecord): Promise<number | undefined> {
+  /**
+   * Writes a record if the row still has `version` (compare-and-set); returns the new version, or undefined if the
+   * row changed meanwhile. Given the record as read, only the columns that differ are written, so the database
+   * touches only the indexes of what changed.
+   */
+  async update(
+    manager: EntityManager,
+    scope: Scope,
+    id: string,
+    version: number,
+    record: EntityRecord,
+    previous?: EntityRecord,
+  ): Promise<number | undefined> {
     const params: unknown[] = [];
-    const sets = Object.entries({ ...this.binding.toColumns(record), version: version + 1 }).map(
+    const columns = this.binding.toColumns(record);
+    const before = previous ? this.binding.toColumns(previous) : undefined;
+    const changed = Object.entries(columns).filter(([column, value]) => !before || !sameValue(before[column], value));
+    const sets = [...changed, ['version', version + 1] as [string, unknown]].map(
       ([column, value]) => `${q(column)} = ${this.placeholder(params.push(value))}`,
     );
     const where = `${q('id')} = ${this.placeholder(params.push(id))} AND ${q('version')} = ${this.placeholder(params.push(version))} AND ${this.scopeSql(scope, params)}`;
-    const changed = await this.affected(manager, `UPDATE ${this.table} SET ${sets.join(', ')} WHERE ${where}`, params);
-    return changed === 1 ? version + 1 : undefined;
+    const affected = await this.affected(manager, `UPDATE ${this.table} SET ${sets.join(', ')} WHERE ${where}`, params);
+    return affected === 1 ? version + 1 : undefined;
   }
 
   async remove(manager: EntityManager, scope: Scope, id: string): Promise<boolean> {
