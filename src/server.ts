@@ -184,7 +184,17 @@ export function createApp(
     return reply.status;
   }
 
+  // Requests whose handler is still running: close() waits for them before closing the database, since a client
+  // that hangs up does not stop its request's work.
+  let inFlight = 0;
+  let drained: (() => void) | undefined;
+  const finished = () => {
+    inFlight--;
+    if (inFlight === 0) drained?.();
+  };
+
   const server = createServer((req, res) => {
+    inFlight++;
     const started = process.hrtime.bigint();
     const requestId = randomUUID();
     const clientRequestId = header(req, 'client-request-id')?.slice(0, 200) || requestId;
@@ -194,6 +204,9 @@ export function createApp(
         'request',
       );
     handle(req, res, requestId, clientRequestId).then(done, (err: unknown) => {
+      sendError(err);
+    }).finally(finished);
+    const sendError = (err: unknown) => {
       let error: ODataError;
       if (err instanceof BodyTooLarge) {
         error = new ODataError('RequestEntityTooLarge', `The request body exceeds the limit of ${BODY_LIMIT} bytes.`);
@@ -215,7 +228,7 @@ export function createApp(
         res.destroy();
       }
       done(error.status);
-    });
+    };
   });
 
   // Requests node's parser rejects (malformed, oversized headers, timeouts) get Graph's error shape too, not a bare status line.
@@ -248,6 +261,7 @@ export function createApp(
     logger,
     async close() {
       await new Promise<void>((resolve) => server.close(() => resolve()));
+      if (inFlight > 0) await new Promise<void>((resolve) => (drained = resolve));
       await db.close();
     },
   };
