@@ -9,8 +9,6 @@ import { ImportedWindowsAutopilotDeviceIdentityState } from './ImportedWindowsAu
 @Entity({ name: 'importedWindowsAutopilotDeviceIdentity' })
 @Index('IX_device_scope_id', ['tenantId', 'uploadId', 'id'])
 @Index('IX_device_scope_groupTag', ['tenantId', 'uploadId', 'groupTag'])
-@Index('IX_device_tenant_serialNumber', ['tenantId', 'serialNumber'])
-@Index('IX_device_tenant_importStatus', ['tenantId', 'state.deviceImportStatus'])
 @Index('IX_device_serialNumber', ['serialNumber'])
 @Index('IX_device_scope_importStatus', ['tenantId', 'uploadId', 'state.deviceImportStatus'])
 export class ImportedWindowsAutopilotDeviceIdentity {

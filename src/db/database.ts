@@ -9,6 +9,7 @@ import { InitialSchema1764300000000 } from './migrations/1764300000000-InitialSc
 import { SerialAndCreatedIndexes1764400000000 } from './migrations/1764400000000-SerialAndCreatedIndexes';
 import { UploadStatusIndex1764500000000 } from './migrations/1764500000000-UploadStatusIndex';
 import { UploadStatusTriggers1764600000000 } from './migrations/1764600000000-UploadStatusTriggers';
+import { DropRedundantIndexes1764700000000 } from './migrations/1764700000000-DropRedundantIndexes';
 import { Dialect, dialectFor } from './dialect';
 import { GraphNamingStrategy } from './naming-strategy';
 
@@ -29,6 +30,7 @@ export const MIGRATIONS = [
   SerialAndCreatedIndexes1764400000000,
   UploadStatusIndex1764500000000,
   UploadStatusTriggers1764600000000,
+  DropRedundantIndexes1764700000000,
 ];
 
 /**
