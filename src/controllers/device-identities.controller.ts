@@ -75,13 +75,8 @@ export class DeviceIdentitiesController extends ODataController {
   }
 
   /** A new device: the body's properties, a server GUID and the initial import state (SPEC §6). */
-  private newRow(collection: DeviceCollection, values: Record<string, Value>): { id: string; record: EntityRecord; row: Record<string, unknown> } {
-    const id = newId();
-    const record: EntityRecord = {};
-    for (const name of updatable()) record[name] = values[name] ?? null;
-    record.state = { deviceImportStatus: PENDING(), deviceRegistrationId: null, deviceErrorCode: 0, deviceErrorName: null };
-    const row = { id, tenantId: collection.tenantId, uploadId: collection.uploadId, version: 1, ...this.devices.binding.toColumns(record) };
-    return { id, record, row };
+  private newRow(collection: DeviceCollection, values: Record<string, Value>) {
+    return newDevice(this.devices, collection.tenantId, collection.uploadId, values);
   }
 
   private async changed(manager: EntityManager, collection: DeviceCollection) {
@@ -222,16 +217,9 @@ export class DeviceIdentitiesController extends ODataController {
       const rest = { ...e };
       delete rest['@id'];
       delete rest['@odata.id'];
-      try {
-        const { values } = parseEntity(deviceType(), rest);
-        delete values.id;
-        return { kind: 'upsert' as const, id, values };
-      } catch (err) {
-        if (err instanceof ODataError && err.code === 'BadRequest') {
-          throw badRequest(`${target}: ${err.message}`, err.target ? `${target}/${err.target}` : target);
-        }
-        throw err;
-      }
+      const { values } = withTarget(target, () => parseEntity(deviceType(), rest));
+      delete values.id;
+      return { kind: 'upsert' as const, id, values };
     });
 
     const results = await this.devices.db.write(async (m) => {
@@ -340,6 +328,19 @@ function idFromReference(ref: unknown): string | undefined {
   if (typeof ref !== 'string') return undefined;
   const m = /\('([^']+)'\)$/.exec(ref) ?? /\/([^/()]+)$/.exec(ref);
   return m ? m[1] : ref;
+}
+
+/**
+ * A new device row: the body's properties, a server GUID and the initial import state (SPEC §6: a client `state`
+ * on create is ignored).
+ */
+export function newDevice(devices: EntitySet, tenantId: string, uploadId: string | null, values: Record<string, Value>) {
+  const id = newId();
+  const record: EntityRecord = {};
+  for (const name of updatable()) record[name] = values[name] ?? null;
+  record.state = { deviceImportStatus: PENDING(), deviceRegistrationId: null, deviceErrorCode: 0, deviceErrorName: null };
+  const row = { id, tenantId, uploadId, version: 1, ...devices.binding.toColumns(record) };
+  return { id, record, row, stored: { id, version: 1, record } as Stored };
 }
 
 /** Re-targets a validation error at an item of an array parameter. */

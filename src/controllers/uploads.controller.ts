@@ -20,7 +20,7 @@ import {
   withContext,
   writeReply,
 } from '../odata/respond';
-import { withTarget } from './device-identities.controller';
+import { newDevice, withTarget } from './device-identities.controller';
 
 const uploadType = () => entityType(TYPE.upload);
 const deviceType = () => entityType(TYPE.device);
@@ -176,12 +176,9 @@ export class UploadsController extends ODataController {
       await this.uploads.insert(m, [row]);
       const created: Stored[] = [];
       const rows = deviceValues.map((values) => {
-        const deviceId = newId();
-        const record: EntityRecord = {};
-        for (const name of deviceType().properties.keys()) if (name !== 'id') record[name] = values[name] ?? null;
-        record.state = { deviceImportStatus: importStatus('pending'), deviceRegistrationId: null, deviceErrorCode: 0, deviceErrorName: null };
-        created.push({ id: deviceId, version: 1, record });
-        return { id: deviceId, tenantId: req.tenantId, uploadId: id, version: 1, ...this.devices.binding.toColumns(record) };
+        const device = newDevice(this.devices, req.tenantId, id, values);
+        created.push(device.stored);
+        return device.row;
       });
       if (rows.length) await this.devices.insert(m, rows);
       return created;
