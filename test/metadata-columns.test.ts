@@ -6,6 +6,7 @@ import { ImportedWindowsAutopilotDeviceIdentityUpload } from '../entities/Import
 import { Binding } from '../src/odata/binding';
 import { EntityType, loadModel, model, TYPE } from '../src/odata/model';
 import { startService, TestService } from './support/service';
+import { mutate } from './support/mutate';
 
 /**
  * entities/ mirror the CSDL name for name (STYLE 1): every structural property of every stored entity type has a
@@ -14,12 +15,6 @@ import { startService, TestService } from './support/service';
  */
 const fileText = readFileSync(join(__dirname, '..', 'metadata', 'graph-autopilot.xml'), 'utf8');
 
-/** Replaces exactly one occurrence, so a mutation that silently matches nothing cannot make a negative control pass. */
-function mutate(text: string, from: string, to: string): string {
-  const at = text.indexOf(from);
-  if (at < 0 || text.indexOf(from, at + 1) >= 0) throw new Error(`mutation anchor must occur exactly once: ${from}`);
-  return text.slice(0, at) + to + text.slice(at + from.length);
-}
 
 /** Entity types that have rows: the targets of containment navigations (deviceManagement is a singleton with no table, entity is abstract). */
 function storedTypes(): EntityType[] {

@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import { xml2json } from 'odata-csdl';
 import { loadModel } from '../src/odata/model';
 import { startService, TestService } from './support/service';
+import { mutate } from './support/mutate';
 
 /**
  * The served model equals Graph's CSDL (SPEC §2). test/fixtures/graph-csdl-fragments.xml holds Graph's own CSDL
@@ -359,12 +360,6 @@ function differencesFromGraph(served: Facts, sections: Map<string, Facts>): stri
 const fileText = readFileSync(METADATA_XML, 'utf8');
 const sections = factsFromXml(readFileSync(FRAGMENTS_XML, 'utf8'));
 
-/** Replaces exactly one occurrence, so a mutation that silently matches nothing cannot make a negative control pass. */
-function mutate(text: string, from: string, to: string): string {
-  const at = text.indexOf(from);
-  if (at < 0 || text.indexOf(from, at + 1) >= 0) throw new Error(`mutation anchor must occur exactly once: ${from}`);
-  return text.slice(0, at) + to + text.slice(at + from.length);
-}
 
 describe('the fragments file (test/fixtures/graph-csdl-fragments.xml)', () => {
   it('reads as the three Graph sections A, B and C', () => {

@@ -5,6 +5,7 @@ import { xml2json } from 'odata-csdl';
 import { validateXML } from 'xmllint-wasm';
 import { METADATA_FILE, model } from '../src/odata/model';
 import { startService, TestService } from './support/service';
+import { mutate } from './support/mutate';
 
 /**
  * $metadata is the public contract (SPEC §2, STYLE 1): served byte for byte from metadata/, valid against the OASIS
@@ -26,12 +27,6 @@ async function validateCsdlXml(contents: string) {
 
 const validateCsdlJson = new Ajv({ strict: false, allErrors: true }).compile(JSON.parse(readFileSync(join(SCHEMAS, 'csdl.schema.json'), 'utf8')));
 
-/** Replaces exactly one occurrence, so a mutation that silently matches nothing cannot make a negative control pass. */
-function mutate(text: string, from: string, to: string): string {
-  const at = text.indexOf(from);
-  if (at < 0 || text.indexOf(from, at + 1) >= 0) throw new Error(`mutation anchor must occur exactly once: ${from}`);
-  return text.slice(0, at) + to + text.slice(at + from.length);
-}
 
 describe('the model source', () => {
   it('is metadata/graph-autopilot.xml, read as is', () => {

@@ -114,14 +114,19 @@ export class DeviceIdentitiesController extends ODataController {
     return notModified(req, stored) ?? entityReply(req, deviceType(), stored, this.entityPath(collection), 200, {}, options.select);
   }
 
-  async create(req: ODataRequest, collection: DeviceCollection): Promise<Reply> {
-    const { values } = parseEntity(deviceType(), req.body);
-    const created = await this.devices.db.write(async (m) => {
-      const { id, record, row } = this.newRow(collection, values);
-      await this.devices.insert(m, [row]);
+  /** Inserts one new device (POST, and a collection PATCH without id). */
+  private insertOne(collection: DeviceCollection, body: unknown): Promise<Stored> {
+    const { values } = parseEntity(deviceType(), body);
+    return this.devices.db.write(async (m) => {
+      const device = this.newRow(collection, values);
+      await this.devices.insert(m, [device.row]);
       await this.changed(m, collection);
-      return { id, version: 1, record } as Stored;
+      return device.stored;
     });
+  }
+
+  async create(req: ODataRequest, collection: DeviceCollection): Promise<Reply> {
+    const created = await this.insertOne(collection, req.body);
     return writeReply(req, deviceType(), created, this.entityPath(collection), 201, this.locationOf(collection, created.id));
   }
 
@@ -185,13 +190,7 @@ export class DeviceIdentitiesController extends ODataController {
     const id = body && typeof body === 'object' ? body.id : undefined;
     if (id !== undefined && typeof id !== 'string') throw badRequest("The property 'id' expects a string.", 'id');
     if (id === undefined) {
-      const { values } = parseEntity(deviceType(), body);
-      const created = await this.devices.db.write(async (m) => {
-        const { id: newKey, record, row } = this.newRow(collection, values);
-        await this.devices.insert(m, [row]);
-        await this.changed(m, collection);
-        return { id: newKey, version: 1, record } as Stored;
-      });
+      const created = await this.insertOne(collection, body);
       return writeReply(req, deviceType(), created, this.entityPath(collection), 200);
     }
     return this.update(req, collection, id);
