@@ -1,4 +1,5 @@
 import { ColumnType, getMetadataArgsStorage } from 'typeorm';
+import type { Dialect } from '../src/db/dialect';
 
 /**
  * Column options that differ per engine. Decorators run at import time, before anyone knows which engine a
@@ -12,13 +13,13 @@ export const BYTEWISE = 'bytewise';
 const binaryColumns = new Set<object>();
 const bytewiseColumns = new Set<object>();
 
-export function adaptColumnsTo(engine: 'sqlite' | 'postgres', targets: Function[]): void {
+export function adaptColumnsTo(dialect: Dialect, targets: Function[]): void {
   for (const column of getMetadataArgsStorage().columns) {
     if (!targets.includes(column.target as Function)) continue;
     const options = column.options;
     if (options.type === BINARY) binaryColumns.add(column);
     if (options.collation === BYTEWISE) bytewiseColumns.add(column);
-    if (binaryColumns.has(column)) options.type = engine === 'postgres' ? 'bytea' : 'blob';
-    if (bytewiseColumns.has(column)) options.collation = engine === 'postgres' ? 'C' : undefined;
+    if (binaryColumns.has(column)) options.type = dialect.binaryType as ColumnType;
+    if (bytewiseColumns.has(column)) options.collation = dialect.bytewiseCollation;
   }
 }

@@ -1,22 +1,25 @@
 import { randomUUID } from 'node:crypto';
 import { createServer, IncomingMessage, Server, ServerResponse, STATUS_CODES } from 'node:http';
 import { Duplex } from 'node:stream';
+import JSON5 from 'json5';
 import pino, { Logger } from 'pino';
 import { Config } from './config';
 import { DeviceIdentitiesController } from './controllers/device-identities.controller';
+import { DeviceManagementController } from './controllers/device-management.controller';
 import { UploadsController } from './controllers/uploads.controller';
 import { Database } from './db/database';
+import { ScopedTable } from './db/scoped-table';
 import { ImportedWindowsAutopilotDeviceIdentity } from '../entities/ImportedWindowsAutopilotDeviceIdentity';
 import { ImportedWindowsAutopilotDeviceIdentityUpload } from '../entities/ImportedWindowsAutopilotDeviceIdentityUpload';
 import { Binding } from './odata/binding';
-import { EntitySet } from './odata/entity-set';
 import { asODataError, badRequest, methodNotAllowed, ODataError, toGraphError } from './odata/errors';
 import { entityType, model, TYPE } from './odata/model';
 import { checkContentType, checkVersions, JsonFormat, negotiateJson, negotiateMetadata, negotiateText, parsePrefer } from './odata/negotiation';
 import { splitQuery } from './odata/query';
 import { ODataRequest, Reply } from './odata/request';
 import { splitPath } from './odata/resource-path';
-import { Routes } from './routes';
+import { Router } from './odata/router';
+import { Controllers, mounts } from './routes';
 
 /** Request bodies above this are refused with 413 (SPEC §4). */
 export const BODY_LIMIT = 4 * 1024 * 1024;
@@ -71,12 +74,15 @@ export function createApp(
   logger: Logger = pino({ level: config.logLevel }),
   authenticate: Authenticate = anonymous,
 ): App {
-  const uploadSet = new EntitySet(db, new Binding(entityType(TYPE.upload), db.dataSource, ImportedWindowsAutopilotDeviceIdentityUpload), ImportedWindowsAutopilotDeviceIdentityUpload);
-  const deviceSet = new EntitySet(db, new Binding(entityType(TYPE.device), db.dataSource, ImportedWindowsAutopilotDeviceIdentity), ImportedWindowsAutopilotDeviceIdentity);
-  const pageSize = (req: ODataRequest) => Math.min(req.prefer.maxPageSize ?? config.defaultPageSize, config.maxPageSize);
-  const uploads = new UploadsController(uploadSet, deviceSet, pageSize);
-  const devices = new DeviceIdentitiesController(deviceSet, pageSize, uploads.refreshStatus, uploads.maintainedByTriggers);
-  const routes = new Routes(uploads, devices);
+  const table = (typeName: string, entity: Function) => new ScopedTable(db, new Binding(entityType(typeName), db.dataSource, entity), entity);
+  const uploadsTable = table(TYPE.upload, ImportedWindowsAutopilotDeviceIdentityUpload);
+  const devicesTable = table(TYPE.device, ImportedWindowsAutopilotDeviceIdentity);
+  const controllers: Controllers = {
+    deviceManagement: new DeviceManagementController(),
+    uploads: new UploadsController(uploadsTable, devicesTable),
+    devices: new DeviceIdentitiesController(devicesTable),
+  };
+  const router = new Router(model(), mounts(controllers));
   const metadataJson = JSON.stringify(model().json);
 
   function send(res: ServerResponse, status: number, headers: Record<string, string>, body?: string | Buffer) {
@@ -114,14 +120,8 @@ export function createApp(
       if (method !== 'GET' && method !== 'HEAD') throw methodNotAllowed(method, ['GET', 'HEAD']);
       if (segments.length === 0) {
         const json = negotiateJson(header(req, 'accept'), format);
-        const body = {
-          '@odata.context': `${serviceRoot}/$metadata`,
-          value: [
-            { name: 'deviceManagement', kind: 'Singleton', url: 'deviceManagement' },
-            { name: 'importedWindowsAutopilotDeviceIdentityUpload', kind: 'Singleton', url: 'importedWindowsAutopilotDeviceIdentityUpload' },
-          ],
-        };
-        send(res, 200, { ...base, 'Content-Type': json.contentType }, JSON.stringify(body));
+        const value = router.singletons().map((name) => ({ name, kind: 'Singleton', url: name }));
+        send(res, 200, { ...base, 'Content-Type': json.contentType }, JSON.stringify({ '@odata.context': `${serviceRoot}/$metadata`, value }));
         return 200;
       }
       const kind = negotiateMetadata(header(req, 'accept'), format);
@@ -132,34 +132,29 @@ export function createApp(
     if (segments[0].toLowerCase() === '$batch') throw new ODataError('NotImplemented', '$batch is not supported by this service yet.');
 
     const { tenantId } = await authenticate(req, method !== 'GET' && method !== 'HEAD');
-    const route = routes.resolve(segments, tenantId, serviceRoot);
+    const route = router.resolve(segments);
     if (!route) throw new ODataError('ResourceNotFound', `Resource not found for '${pathname}'.`);
     // HEAD is GET without the body (Node drops the body of a HEAD response).
-    const handler = route.methods[method] ?? (method === 'HEAD' ? route.methods.GET : undefined);
+    const handler = route.methods.get(method) ?? (method === 'HEAD' ? route.methods.get('GET') : undefined);
     if (!handler) {
-      const allowed = Object.keys(route.methods);
+      const allowed = [...route.methods.keys()];
       throw methodNotAllowed(method, allowed.includes('GET') ? [...allowed, 'HEAD'] : allowed);
     }
 
-    const jsonFormat = route.produces === 'text' ? rawValueFormat(header(req, 'accept'), format) : negotiateJson(header(req, 'accept'), format);
+    const jsonFormat = route.rawValue ? rawValueFormat(header(req, 'accept'), format) : negotiateJson(header(req, 'accept'), format);
     let body: unknown;
     const raw = BODY_METHODS.has(method) ? await readBody(req) : Buffer.alloc(0);
-    if (route.jsonBody?.has(method)) {
-      const mediaType = checkContentType(header(req, 'content-type'), ['application/json', ...(route.otherBodies?.[method] ?? [])]);
+    if (handler.body) {
+      const mediaType = checkContentType(header(req, 'content-type'), ['application/json', ...handler.otherMediaTypes]);
       if (raw.length === 0) throw badRequest(`The request body is empty; ${mediaType === 'application/json' ? 'a JSON object' : mediaType} is expected.`);
       if (mediaType === 'application/json') {
-        try {
-          body = JSON.parse(raw.toString('utf8').replace(/^\uFEFF/, ''));
-        } catch (err) {
-          throw badRequest(`The request body is not valid JSON: ${(err as Error).message}.`);
-        }
+        body = parseJsonBody(raw);
         checkDepth(body);
       }
     }
 
-    const odataReq: ODataRequest = {
+    const ctx: ODataRequest = {
       method,
-      segments,
       rawQuery,
       headers: req.headers,
       body,
@@ -169,10 +164,15 @@ export function createApp(
       tenantId,
       serviceRoot,
       resourceUrl: `${host}${pathname}`,
+      target: { contextPath: route.resource.contextPath },
+      pageSize: { default: config.defaultPageSize, max: config.maxPageSize },
       prefer: parsePrefer(header(req, 'prefer')),
       format: jsonFormat,
     };
-    const reply: Reply = await handler(odataReq);
+    const { mount, resource } = route;
+    const scope = mount.scope ? await mount.scope(ctx, resource.parentKeys) : { columns: { tenantId } };
+    const key = resource.key ?? (resource.single && mount.key ? await mount.key(ctx, scope) : undefined);
+    const reply: Reply = await handler.invoke(mount.controller, ctx, scope, key);
     const headers: Record<string, string> = { ...base, ...reply.headers };
     if (reply.json !== undefined) {
       headers['Content-Type'] = jsonFormat.contentType;
@@ -294,6 +294,20 @@ function errorHeaders(requestId: string, clientRequestId: string): Record<string
 function rawValueFormat(accept: string | undefined, format: string | undefined): JsonFormat {
   negotiateText(accept, format);
   return { noMetadata: false, ieee754: false, contentType: 'application/json;odata.metadata=minimal' };
+}
+
+/** A JSON body; Graph also takes lenient JSON (member names without quotes, as the community PowerShell module sends), read by json5. */
+function parseJsonBody(raw: Buffer): unknown {
+  const text = raw.toString('utf8').replace(/^\uFEFF/, '');
+  try {
+    return JSON.parse(text);
+  } catch (err) {
+    try {
+      return JSON5.parse(text);
+    } catch {
+      throw badRequest(`The request body is not valid JSON: ${(err as Error).message}.`);
+    }
+  }
 }
 
 function header(req: IncomingMessage, name: string): string | undefined {

@@ -190,7 +190,7 @@ describe('PATCH on a deviceIdentities collection', () => {
     const res = await service.request('PATCH', contained(), { body: aDevice({ serialNumber: 'UPSERT-1' }) });
     expect(res.status).toBe(200);
     expect(res.body.id).toMatch(GUID);
-    expect(res.body.state.deviceImportStatus).toBe('pending');
+    expect(res.body.state.deviceImportStatus).toBe('unknown');
     expect((await service.get(`${contained()}/${res.body.id}`)).body.serialNumber).toBe('UPSERT-1');
   });
 
@@ -236,7 +236,7 @@ describe('PATCH on a deviceIdentities collection', () => {
     expect(res.body['@odata.context']).toBe(`${service.root}/$metadata#${UPLOADS}('${uploadId}')/deviceIdentities/$delta`);
     expect(res.body.value).toHaveLength(3);
     expect(res.body.value[0]).toMatchObject({ id: keep.id, groupTag: 'delta', serialNumber: 'DELTA-KEEP' });
-    expect(res.body.value[1]).toMatchObject({ serialNumber: 'DELTA-NEW', state: { deviceImportStatus: 'pending' } });
+    expect(res.body.value[1]).toMatchObject({ serialNumber: 'DELTA-NEW', state: { deviceImportStatus: 'unknown' } });
     expect(res.body.value[2]).toEqual({ '@removed': { reason: 'deleted' }, id: gone.id });
     expect((await service.get(`${contained()}/${keep.id}`)).body.groupTag).toBe('delta');
     expect((await service.get(`${contained()}/${gone.id}`)).status).toBe(404);
@@ -361,7 +361,7 @@ describe('create ignores a client state and key', () => {
     expect(res.body.hardwareIdentifier).toBe(HASH_64);
     expect(res.body.state).toEqual({
       '@odata.type': '#microsoft.graph.importedWindowsAutopilotDeviceIdentityState',
-      deviceImportStatus: 'pending',
+      deviceImportStatus: 'unknown',
       deviceRegistrationId: null,
       deviceErrorCode: 0,
       deviceErrorName: null,
@@ -399,7 +399,7 @@ describe('an upload\'s status follows its devices', () => {
     const b = (await service.request('POST', devices, { body: aDevice() })).body;
     await record();
     await service.request('PATCH', `${devices}/${a.id}`, { body: { state: { deviceImportStatus: 'error', deviceErrorCode: 806, deviceErrorName: 'ZtdDeviceAlreadyAssigned' } } });
-    await record(); // b still pending
+    await record(); // b still unknown
     await service.request('PATCH', `${devices}/${b.id}`, { body: { state: { deviceImportStatus: 'complete' } } });
     await record();
     await service.request('DELETE', `${devices}/${a.id}`);

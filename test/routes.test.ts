@@ -69,7 +69,7 @@ function expectedDevice(overrides: Record<string, unknown> = {}) {
     id: expect.stringMatching(GUID),
     orderIdentifier: null,
     ...input,
-    state: { '@odata.type': STATE_TYPE, deviceImportStatus: 'pending', deviceRegistrationId: null, deviceErrorCode: 0, deviceErrorName: null },
+    state: { '@odata.type': STATE_TYPE, deviceImportStatus: 'unknown', deviceRegistrationId: null, deviceErrorCode: 0, deviceErrorName: null },
   };
 }
 

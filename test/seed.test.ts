@@ -50,7 +50,7 @@ describe('seed: PATCH /importedWindowsAutopilotDeviceIdentityUpload/deviceIdenti
       hardwareIdentifier: entity.hardwareIdentifier,
       state: {
         '@odata.type': '#microsoft.graph.importedWindowsAutopilotDeviceIdentityState',
-        deviceImportStatus: 'pending',
+        deviceImportStatus: 'unknown',
         deviceRegistrationId: null,
         deviceErrorCode: 0,
         deviceErrorName: null,

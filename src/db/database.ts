@@ -100,7 +100,7 @@ export interface DatabaseOptions {
 }
 
 export function dataSourceOptions(databaseUrl: string, options: DatabaseOptions = {}) {
-  adaptColumnsTo(databaseUrl.startsWith('sqlite:') ? 'sqlite' : 'postgres', [...ENTITIES, ImportedWindowsAutopilotDeviceIdentityState]);
+  adaptColumnsTo(dialectFor(databaseUrl), [...ENTITIES, ImportedWindowsAutopilotDeviceIdentityState]);
   if (databaseUrl.startsWith('sqlite:')) {
     const location = databaseUrl.slice('sqlite:'.length);
     const database = location === ':memory:' ? ':memory:' : resolve(location);
@@ -140,7 +140,7 @@ export class Database {
 
   constructor(readonly dataSource: DataSource) {
     this.dialect = dialectFor(dataSource.options.type);
-    this.lock = dataSource.options.type === 'sqlite' ? new ReadWriteLock() : undefined;
+    this.lock = this.dialect.singleConnection ? new ReadWriteLock() : undefined;
   }
 
   static async open(databaseUrl: string, options: DatabaseOptions = {}): Promise<Database> {
@@ -148,12 +148,7 @@ export class Database {
     const dataSource = new DataSource(dataSourceOptions(databaseUrl, options));
     await dataSource.initialize();
     const db = new Database(dataSource);
-    if (dataSource.options.type === 'sqlite') {
-      await dataSource.query('PRAGMA busy_timeout = 5000');
-      await dataSource.query('PRAGMA synchronous = NORMAL');
-      // 16 MB of page cache (the default is 2 MB): the indexes of 100,000 devices then stay in memory.
-      await dataSource.query('PRAGMA cache_size = -16384');
-    }
+    for (const statement of db.dialect.sessionSetup) await dataSource.query(statement);
     if (migrate) await dataSource.runMigrations({ transaction: 'each' });
     return db;
   }
@@ -204,7 +199,7 @@ export class Database {
    * write queue already gives one transaction at a time. The seam the import worker builds on.
    */
   async claim(manager: EntityManager, table: string, where: string, params: unknown[], limit: number): Promise<string[]> {
-    const lock = this.dialect.name === 'postgres' ? ' FOR UPDATE SKIP LOCKED' : '';
+    const lock = this.dialect.skipLocked;
     const rows: { id: string }[] = await manager.query(
       `SELECT "id" FROM "${table}" WHERE ${where} ORDER BY "id" LIMIT ${Math.max(1, Math.floor(limit))}${lock}`,
       params,
@@ -220,7 +215,7 @@ export class Database {
    * counts the rows a DML statement changed. Inside `write`, pass its manager so the statement joins the transaction.
    */
   async run(manager: EntityManager, sql: string, params: unknown[]): Promise<{ rows: Record<string, unknown>[]; affected: number }> {
-    if (this.dialect.name !== 'sqlite') {
+    if (!this.dialect.singleConnection) {
       if (!manager.queryRunner) return { rows: await manager.query(sql, params), affected: 0 };
       const result = await manager.queryRunner.query(sql, params, true);
       return { rows: result.records ?? [], affected: Number(result.affected ?? 0) };

@@ -816,7 +816,7 @@ export class ExpressionTranslator {
   }
 
   private nullSafeEquals(a: string, b: string): string {
-    return this.dialect.name === 'sqlite' ? `(${a} IS ${b})` : `(${a} IS NOT DISTINCT FROM ${b})`;
+    return this.dialect.same(a, b);
   }
 
   /** A string literal compared with an enum property names a member: bind the member's value instead. */
@@ -875,7 +875,7 @@ export class ExpressionTranslator {
       case 'substring': {
         expect([2, 3], 'string', 'int');
         // A negative start or length counts as 0 (SQL's substr would count from the end, or fail on PostgreSQL).
-        const atLeastZero = (x: string) => (this.dialect.name === 'sqlite' ? `max(${x}, 0)` : `GREATEST(${x}, 0)`);
+        const atLeastZero = (x: string) => this.dialect.atLeastZero(x);
         return {
           sql: args.length === 2 ? `substr(${s[0]}, ${atLeastZero(s[1])} + 1)` : `substr(${s[0]}, ${atLeastZero(s[1])} + 1, ${atLeastZero(s[2])})`,
           type: { kind: 'string' },

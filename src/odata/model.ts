@@ -57,12 +57,32 @@ export interface EntityType {
   navigations: Map<string, NavigationProperty>;
 }
 
+/** A bound action or function (CSDL §12): what it binds to, its parameters and its result. */
+export interface Operation {
+  name: string;
+  kind: 'action' | 'function';
+  bindingType: EntityType;
+  /** Bound to a collection of `bindingType` rather than to one entity. */
+  bindingCollection: boolean;
+  /** The non-binding parameters. */
+  parameters: { name: string; type: string; collection: boolean; nullable: boolean }[];
+  returnType?: { type: string; collection: boolean };
+}
+
+/** A singleton of the entity container: the entry points of every resource path. */
+export interface Singleton {
+  name: string;
+  type: EntityType;
+}
+
 export interface EdmModel {
   xml: string;
   json: Record<string, unknown>;
   entityTypes: Map<string, EntityType>;
   complexTypes: Map<string, ComplexType>;
   enumTypes: Map<string, EnumType>;
+  container: { name: string; singletons: Map<string, Singleton> };
+  operations: Operation[];
   /** Qualified type names accepted for `@odata.type`, mapped to the type they name (namespace or alias form). */
   typeByName(name: string): EntityType | ComplexType | EnumType | undefined;
 }
@@ -155,11 +175,45 @@ export function loadModel(xml: string = readFileSync(METADATA_FILE, 'utf8')): Ed
   };
   for (const entity of entityTypes.values()) buildEntity(entity);
 
+  const entityRef = (ref: string, what: string) => {
+    const found = entityTypes.get(qualify(ref));
+    if (!found) throw new Error(`CSDL ${what} references unknown entity type ${ref}`);
+    return found;
+  };
+
+  const operations: Operation[] = [];
+  for (const [name, overloads] of Object.entries(schema)) {
+    if (!Array.isArray(overloads)) continue;
+    for (const def of overloads as CsdlJson[]) {
+      if (def.$Kind !== 'Action' && def.$Kind !== 'Function') continue;
+      if (def.$IsBound !== true) throw new Error(`CSDL operation ${name} is unbound; only bound operations are served`);
+      const [binding, ...rest] = (def.$Parameter ?? []) as CsdlJson[];
+      if (!binding) throw new Error(`CSDL bound operation ${name} has no binding parameter`);
+      operations.push({
+        name,
+        kind: def.$Kind === 'Action' ? 'action' : 'function',
+        bindingType: entityRef(binding.$Type, `operation ${name}`),
+        bindingCollection: binding.$Collection === true,
+        parameters: rest.map((p) => ({ name: p.$Name, type: qualify(p.$Type ?? 'Edm.String'), collection: p.$Collection === true, nullable: p.$Nullable !== false })),
+        returnType: def.$ReturnType && { type: qualify(def.$ReturnType.$Type ?? 'Edm.String'), collection: def.$ReturnType.$Collection === true },
+      });
+    }
+  }
+
+  const containerName = String(json.$EntityContainer ?? '').split('.').pop() ?? '';
+  const containerDef = (schema[containerName] ?? {}) as CsdlJson;
+  const singletons = new Map<string, Singleton>();
+  for (const [name, def] of Object.entries(containerDef) as [string, CsdlJson][]) {
+    if (name.startsWith('$') || name.includes('@') || typeof def !== 'object') continue;
+    if (def.$Collection === true) throw new Error(`CSDL entity set ${name}: the service serves singletons and their containment only`);
+    singletons.set(name, { name, type: entityRef(def.$Type, `singleton ${name}`) });
+  }
+
   const typeByName = (name: string) => {
     const qualified = qualify(name);
     return entityTypes.get(qualified) ?? complexTypes.get(qualified) ?? enumTypes.get(qualified);
   };
-  return { xml, json, entityTypes, complexTypes, enumTypes, typeByName };
+  return { xml, json, entityTypes, complexTypes, enumTypes, container: { name: containerName, singletons }, operations, typeByName };
 }
 
 let cached: EdmModel | undefined;

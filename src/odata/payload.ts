@@ -1,6 +1,6 @@
 import { EntityRecord, Value } from './binding';
-import { badRequest } from './errors';
-import { ComplexType, EntityType, EnumType, model, StructuralProperty } from './model';
+import { badRequest, ODataError } from './errors';
+import { ComplexType, EntityType, EnumType, model, Operation, StructuralProperty } from './model';
 
 /**
  * Request payloads: JSON → validated values of the EDM types, and the PATCH (merge) and PUT (replace) rules of
@@ -229,4 +229,41 @@ export function replaceWith(type: EntityType, current: EntityRecord, body: Recor
     else next[name] = value;
   }
   return next;
+}
+
+/** Re-targets a validation error at an item of an array (a parameter's items, a delta payload's entries). */
+export function withTarget<T>(prefix: string, fn: () => T): T {
+  try {
+    return fn();
+  } catch (err) {
+    if (err instanceof ODataError && err.code === 'BadRequest') {
+      throw badRequest(`${prefix}: ${err.message}`, err.target ? `${prefix}/${err.target}` : prefix);
+    }
+    throw err;
+  }
+}
+
+/**
+ * The parameters of an action call (OData 4.01 Part 1 §11.5.4.1): a JSON object whose members are the action's
+ * non-binding parameters. Names match in any case (Graph's scripts send `GroupTag`); a missing body or `{}` means
+ * no parameters; an unknown parameter or a value of the wrong type is a 400 naming it. Primitive and enum
+ * parameters only.
+ */
+export function parseActionParameters(op: Operation, body: unknown): Record<string, Value> {
+  if (body === undefined) return {};
+  if (!isPlainObject(body)) throw badRequest(`The parameters of the action '${op.name}' must be a JSON object.`);
+  const byName = new Map(op.parameters.map((p) => [p.name.toLowerCase(), p]));
+  const out: Record<string, Value> = {};
+  for (const [key, raw] of Object.entries(body)) {
+    if (key.includes('@')) continue;
+    const parameter = byName.get(key.toLowerCase());
+    if (!parameter) {
+      const known = op.parameters.map((p) => p.name).join(', ') || 'none';
+      throw badRequest(`The action '${op.name}' has no parameter '${key}' (its parameters: ${known}).`, key);
+    }
+    const type = parameter.type.startsWith('Edm.') ? ({ kind: 'primitive', name: parameter.type } as StructuralProperty['type']) : model().typeByName(parameter.type);
+    if (!type || type.kind === 'entity' || parameter.collection) throw new Error(`${op.name}: parameter ${parameter.name} of type ${parameter.type} is not supported`);
+    out[parameter.name] = convert({ name: parameter.name, nullable: parameter.nullable, type }, raw, parameter.name);
+  }
+  return out;
 }

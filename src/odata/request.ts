@@ -1,16 +1,14 @@
 import { IncomingHttpHeaders } from 'node:http';
 import { JsonFormat, Preferences } from './negotiation';
 
-/** What a controller sees of a request: already authenticated, negotiated and with its body parsed. */
+/** What a handler sees of a request: already authenticated, negotiated and with its body parsed. */
 export interface ODataRequest {
   method: string;
-  /** Path segments below the service root, percent-decoded. */
-  segments: string[];
   rawQuery: string;
   headers: IncomingHttpHeaders;
-  /** The parsed JSON body (undefined when there is none). */
+  /** The parsed JSON body (undefined when there is none, or when it came in another accepted media type). */
   body: unknown;
-  /** The raw body text, for non-JSON bodies. */
+  /** The raw body, for non-JSON bodies. */
   rawBody?: Buffer;
   requestId: string;
   clientRequestId: string;
@@ -19,6 +17,10 @@ export interface ODataRequest {
   serviceRoot: string;
   /** Absolute URL of the addressed resource, without the query. */
   resourceUrl: string;
+  /** The addressed collection or entity: its canonical path below the service root (for @odata.context and Location). */
+  target: { contextPath: string };
+  /** Server-driven paging: the page size without `Prefer: odata.maxpagesize`, and the most it may ask for. */
+  pageSize: { default: number; max: number };
   prefer: Preferences;
   format: JsonFormat;
 }

@@ -1,6 +1,5 @@
-import { EntityRecord } from './binding';
-import { Stored, etagOf } from './entity-set';
-import { ODataError, preconditionFailed } from './errors';
+import { etagOf, Stored } from '../db/scoped-table';
+import { preconditionFailed } from './errors';
 import { EntityType } from './model';
 import { ODataRequest, Reply } from './request';
 import { entityToJson } from './serialize';
@@ -13,7 +12,7 @@ export function contextUrl(req: ODataRequest, path: string, options: { entity?: 
     const names = [...options.type.properties.keys()].filter((p) => options.select!.has(p) || options.type!.key.includes(p));
     url += `(${names.join(',')})`;
   }
-  // A path without '/' names a singleton (the container has no top-level entity sets): its context has no /$entity.
+  // A path without '/' names a singleton (loadModel refuses top-level entity sets): its context has no /$entity.
   return options.entity && path.includes('/') ? `${url}/$entity` : url;
 }
 
@@ -45,8 +44,13 @@ export function writeReply(req: ODataRequest, type: EntityType, stored: Stored, 
   return reply;
 }
 
-function parseEtags(header: string): string[] {
-  return header.split(',').map((s) => s.trim()).filter(Boolean);
+/** Whether an If-Match / If-None-Match header lists `*` or the entity's ETag (weak comparison, RFC 9110 §8.8.3.2). */
+function matches(header: string, stored: Stored): boolean {
+  const current = etagOf(stored.version).replace(/^W\//, '');
+  return header
+    .split(',')
+    .map((t) => t.trim())
+    .some((t) => t === '*' || t.replace(/^W\//, '') === current);
 }
 
 /** If-Match / If-None-Match on a write (Part 1 §8.2.4–8.2.5): a mismatch is 412 and changes nothing. */
@@ -54,37 +58,20 @@ export function checkWritePreconditions(req: ODataRequest, stored: Stored | unde
   const ifMatch = req.headers['if-match'];
   if (ifMatch !== undefined) {
     if (!stored) throw preconditionFailed('If-Match was given but the entity does not exist.');
-    const tags = parseEtags(ifMatch);
-    const current = etagOf(stored.version);
-    // Weak comparison (RFC 7232 §2.3.2): W/ prefixes are ignored.
-    const strip = (t: string) => t.replace(/^W\//, '');
-    if (!tags.includes('*') && !tags.some((t) => strip(t) === strip(current))) {
-      throw preconditionFailed(`The entity has changed: its ETag is ${current}, If-Match asked for ${ifMatch}.`);
+    if (!matches(ifMatch, stored)) {
+      throw preconditionFailed(`The entity has changed: its ETag is ${etagOf(stored.version)}, If-Match asked for ${ifMatch}.`);
     }
   }
   const ifNoneMatch = req.headers['if-none-match'];
-  if (ifNoneMatch !== undefined && stored) {
-    const tags = parseEtags(ifNoneMatch);
-    if (tags.includes('*') || tags.some((t) => t.replace(/^W\//, '') === etagOf(stored.version).replace(/^W\//, ''))) {
-      throw preconditionFailed('If-None-Match matched the current entity.');
-    }
-  }
+  if (ifNoneMatch !== undefined && stored && matches(ifNoneMatch, stored)) throw preconditionFailed('If-None-Match matched the current entity.');
 }
 
 /** If-None-Match on a read: 304 when the client's copy is current. */
 export function notModified(req: ODataRequest, stored: Stored): Reply | undefined {
   const header = req.headers['if-none-match'];
-  if (!header) return undefined;
-  const current = etagOf(stored.version).replace(/^W\//, '');
-  if (parseEtags(header).some((t) => t === '*' || t.replace(/^W\//, '') === current)) {
-    return { status: 304, headers: { ETag: etagOf(stored.version) } };
-  }
+  if (header && matches(header, stored)) return { status: 304, headers: { ETag: etagOf(stored.version) } };
   return undefined;
 }
-
-export const notFoundError = (what: string, key: string) => new ODataError('ResourceNotFound', `${what} '${key}' was not found.`);
-
-export type RecordPatch = Record<string, EntityRecord[string]>;
 
 /** A collection page: value, @odata.count (total of the filtered set) and @odata.nextLink (absolute). */
 export function collectionReply(

@@ -1,24 +1,27 @@
+import { randomUUID } from 'node:crypto';
 import { EntityManager, ObjectLiteral, SelectQueryBuilder } from 'typeorm';
-import { Database } from '../db/database';
-import { Binding, EntityRecord, Row } from './binding';
-import { decodeSkipToken, queryFingerprint, SkipToken } from './paging';
-import { applyFilter, applyFilterAndOrder, checkCountSegmentOptions, QueryOptions, queryLimitError } from './query';
+import { Binding, EntityRecord, Row } from '../odata/binding';
+import { decodeSkipToken, queryFingerprint, SkipToken } from '../odata/paging';
+import { applyFilter, applyFilterAndOrder, checkCountSegmentOptions, QueryOptions, queryLimitError } from '../odata/query';
+import { Database } from './database';
+import { quote as q } from './dialect';
 
 /**
- * Generic reads and writes of one entity type's table, always inside a scope (tenant, containing upload). The SQL is
- * built with TypeORM's QueryBuilder and bound parameters only; rows are read raw (no ORM hydration) and mapped through
- * the binding, so only CSDL properties ever reach a response.
+ * Generic reads and writes of one entity type's table, always inside a scope (tenant, containing upload). Fixed-shape
+ * statements (by key, insert, update, delete) are positional SQL prepared once; reads shaped by query options are
+ * built by TypeORM's QueryBuilder from the filter translator. Parameters are always bound. Rows are read raw (no ORM
+ * hydration) and mapped through the binding, so only CSDL properties ever reach a response.
  */
 export interface Scope {
   /** Column → required value (null = IS NULL), e.g. `{ tenantId: 't1', uploadId: null }`. */
   columns: Record<string, string | null>;
 }
 
-function scopeCondition(scope: Scope, alias?: string): { where: string; params: Record<string, unknown> } {
+function scopeCondition(scope: Scope, alias: string): { where: string; params: Record<string, unknown> } {
   const parts: string[] = [];
   const params: Record<string, unknown> = {};
   for (const [column, value] of Object.entries(scope.columns)) {
-    const ref = alias ? `${alias}.${q(column)}` : q(column);
+    const ref = `${alias}.${q(column)}`;
     if (value === null) parts.push(`${ref} IS NULL`);
     else {
       parts.push(`${ref} = :scope_${column}`);
@@ -40,8 +43,6 @@ export interface Page {
   next?: SkipToken;
 }
 
-const q = (identifier: string) => `"${identifier.replace(/"/g, '""')}"`;
-
 function sameValue(a: unknown, b: unknown): boolean {
   if (Buffer.isBuffer(a) && Buffer.isBuffer(b)) return a.equals(b);
   return a === b;
@@ -49,7 +50,7 @@ function sameValue(a: unknown, b: unknown): boolean {
 
 export const etagOf = (version: number) => `W/"${version}"`;
 
-export class EntitySet {
+export class ScopedTable {
   private readonly selectList: string[];
 
   constructor(
@@ -78,15 +79,16 @@ export class EntitySet {
   /** One member by key (the hottest read): a fixed statement, prepared once. */
   async findOne(manager: EntityManager, scope: Scope, id: string, forUpdate = false): Promise<Stored | undefined> {
     const params: unknown[] = [];
-    const lock = forUpdate && this.db.dialect.name === 'postgres' ? ' FOR UPDATE' : '';
+    const lock = forUpdate ? this.db.dialect.forUpdate : '';
     const sql = `SELECT ${this.selectList.join(', ')} FROM ${this.table} t WHERE ${this.scopeSql(scope, params, 't')} AND t.${q('id')} = ${this.placeholder(params.push(id))}${lock}`;
     const { rows } = await this.db.run(manager, sql, params);
     return rows[0] ? this.toStored(rows[0]) : undefined;
   }
 
   async exists(manager: EntityManager, scope: Scope, id: string): Promise<boolean> {
-    const rows = await this.rowsOf(manager, this.base(manager, scope).select(`t.${q('id')}`).andWhere(`t.${q('id')} = :key`, { key: id }));
-    return rows.length > 0;
+    const params: unknown[] = [];
+    const sql = `SELECT 1 AS found FROM ${this.table} t WHERE ${this.scopeSql(scope, params, 't')} AND t.${q('id')} = ${this.placeholder(params.push(id))}`;
+    return (await this.db.run(manager, sql, params)).rows.length > 0;
   }
 
   /**
@@ -124,7 +126,7 @@ export class EntitySet {
     if (fetch !== undefined) qb.limit(fetch);
     if (offset > 0) {
       qb.offset(offset);
-      if (fetch === undefined) qb.limit(this.db.dialect.name === 'sqlite' ? -1 : (null as unknown as number));
+      if (fetch === undefined) qb.limit(this.db.dialect.noLimit as number);
     }
     const rows = await this.rowsOf(manager, qb).catch((err: unknown) => {
       throw queryLimitError(err);
@@ -141,11 +143,23 @@ export class EntitySet {
   }
 
   private placeholder(i: number): string {
-    return this.db.dialect.name === 'postgres' ? `$${i}` : '?';
+    return this.db.dialect.placeholder(i);
   }
 
-  private get table(): string {
+  get table(): string {
     return q(this.binding.table);
+  }
+
+  /** The row of a new entity in `scope`: key, version 1, the scope's columns and the record's columns. */
+  newRow(scope: Scope, id: string, record: EntityRecord): Record<string, unknown> {
+    return { id, version: 1, ...scope.columns, ...this.binding.toColumns(record) };
+  }
+
+  /** Inserts new entities into `scope`, each with a server GUID; returns them as stored. */
+  async insertNew(manager: EntityManager, scope: Scope, records: EntityRecord[]): Promise<Stored[]> {
+    const stored = records.map((record) => ({ id: randomUUID(), version: 1, record }));
+    await this.insert(manager, stored.map((s) => this.newRow(scope, s.id, s.record)));
+    return stored;
   }
 
   /** Inserts rows keyed by column name, chunked to stay within the engines' bound-parameter limits. */
@@ -156,18 +170,19 @@ export class EntitySet {
     for (let i = 0; i < rows.length; i += chunk) {
       const params: unknown[] = [];
       const tuples = rows.slice(i, i + chunk).map((row) => `(${columns.map((c) => this.placeholder(params.push(row[c] ?? null))).join(', ')})`);
-      await manager.query(`INSERT INTO ${this.table} (${columns.map(q).join(', ')}) VALUES ${tuples.join(', ')}${ignoreExisting ? ' ON CONFLICT DO NOTHING' : ''}`, params);
+      await this.db.run(manager, `INSERT INTO ${this.table} (${columns.map(q).join(', ')}) VALUES ${tuples.join(', ')}${ignoreExisting ? ' ON CONFLICT DO NOTHING' : ''}`, params);
     }
   }
 
+  /** The scope as a WHERE condition with positional parameters (pushed onto `params`); always valid SQL. */
   private scopeSql(scope: Scope, params: unknown[], alias?: string): string {
     const ref = (column: string) => (alias ? `${alias}.${q(column)}` : q(column));
-    return Object.entries(scope.columns)
-      .map(([column, value]) => (value === null ? `${ref(column)} IS NULL` : `${ref(column)} = ${this.placeholder(params.push(value))}`))
-      .join(' AND ');
+    const parts = Object.entries(scope.columns).map(([column, value]) =>
+      value === null ? `${ref(column)} IS NULL` : `${ref(column)} = ${this.placeholder(params.push(value))}`,
+    );
+    return parts.join(' AND ') || '1=1';
   }
 
-  /** Writes a record if the row still has `version`; returns the new version, or undefined if it changed meanwhile. */
   /**
    * Writes a record if the row still has `version` (compare-and-set); returns the new version, or undefined if the
    * row changed meanwhile. Given the record as read, only the columns that differ are written, so the database
@@ -189,25 +204,19 @@ export class EntitySet {
       ([column, value]) => `${q(column)} = ${this.placeholder(params.push(value))}`,
     );
     const where = `${q('id')} = ${this.placeholder(params.push(id))} AND ${q('version')} = ${this.placeholder(params.push(version))} AND ${this.scopeSql(scope, params)}`;
-    const affected = await this.affected(manager, `UPDATE ${this.table} SET ${sets.join(', ')} WHERE ${where}`, params);
+    const { affected } = await this.db.run(manager, `UPDATE ${this.table} SET ${sets.join(', ')} WHERE ${where}`, params);
     return affected === 1 ? version + 1 : undefined;
   }
 
   async remove(manager: EntityManager, scope: Scope, id: string): Promise<boolean> {
     const params: unknown[] = [];
     const where = `${q('id')} = ${this.placeholder(params.push(id))} AND ${this.scopeSql(scope, params)}`;
-    return (await this.affected(manager, `DELETE FROM ${this.table} WHERE ${where}`, params)) > 0;
+    return (await this.db.run(manager, `DELETE FROM ${this.table} WHERE ${where}`, params)).affected > 0;
   }
 
   /** Deletes every row of a scope (the devices of an upload). */
   async removeAll(manager: EntityManager, scope: Scope): Promise<number> {
     const params: unknown[] = [];
-    return this.affected(manager, `DELETE FROM ${this.table} WHERE ${this.scopeSql(scope, params)}`, params);
-  }
-
-  /** Runs a write and returns the number of rows it changed, on either engine. */
-  private async affected(manager: EntityManager, sql: string, params: unknown[]): Promise<number> {
-    // Writes run inside Database.write: on PostgreSQL its transaction's manager carries the query runner.
-    return (await this.db.run(manager, sql, params)).affected;
+    return (await this.db.run(manager, `DELETE FROM ${this.table} WHERE ${this.scopeSql(scope, params)}`, params)).affected;
   }
 }
