@@ -8,9 +8,22 @@ import { ColumnType, getMetadataArgsStorage } from 'typeorm';
 export const BINARY: ColumnType = 'blob';
 /** Text compared byte-wise (PostgreSQL collation "C"), so $orderby and gt/lt agree between SQLite and PostgreSQL. */
 export const BYTEWISE = 'bytewise';
+/**
+ * Default of a column that records when its row was stored: the database clock in epoch milliseconds, so rows
+ * written by any instance (and by INSERTs that do not name the column) compare on one clock.
+ */
+export const NOW_EPOCH_MS = (): string => 'now-epoch-ms';
+/** The same expressions as migration 1764900000000 wrote into the schema (SQLite ≥ 3.42 for unixepoch('subsec')). */
+const NOW_EPOCH_MS_SQL = {
+  sqlite: "(CAST(unixepoch('subsec') * 1000 AS INTEGER))",
+  postgres: 'CAST(floor(EXTRACT(EPOCH FROM statement_timestamp()) * 1000) AS bigint)',
+} as const;
+/** 0001-01-01T00:00:00Z in epoch milliseconds: what Graph returns for a DateTimeOffset that was never set. */
+export const GRAPH_MIN_DATE_MS = -62135596800000;
 
 const binaryColumns = new Set<object>();
 const bytewiseColumns = new Set<object>();
+const nowColumns = new Set<object>();
 
 export function adaptColumnsTo(engine: 'sqlite' | 'postgres', targets: Function[]): void {
   for (const column of getMetadataArgsStorage().columns) {
@@ -18,7 +31,9 @@ export function adaptColumnsTo(engine: 'sqlite' | 'postgres', targets: Function[
     const options = column.options;
     if (options.type === BINARY) binaryColumns.add(column);
     if (options.collation === BYTEWISE) bytewiseColumns.add(column);
+    if (options.default === NOW_EPOCH_MS) nowColumns.add(column);
     if (binaryColumns.has(column)) options.type = engine === 'postgres' ? 'bytea' : 'blob';
     if (bytewiseColumns.has(column)) options.collation = engine === 'postgres' ? 'C' : undefined;
+    if (nowColumns.has(column)) options.default = () => NOW_EPOCH_MS_SQL[engine];
   }
 }
