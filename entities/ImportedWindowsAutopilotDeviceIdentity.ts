@@ -1,5 +1,5 @@
 import { Column, Entity, Index, PrimaryColumn } from 'typeorm';
-import { BINARY, BYTEWISE } from './column-types';
+import { BINARY, BYTEWISE, NOW_EPOCH_MS } from './column-types';
 import { ImportedWindowsAutopilotDeviceIdentityState } from './ImportedWindowsAutopilotDeviceIdentityState';
 
 /**
@@ -11,6 +11,8 @@ import { ImportedWindowsAutopilotDeviceIdentityState } from './ImportedWindowsAu
 @Index('IX_device_scope_groupTag', ['tenantId', 'uploadId', 'groupTag'])
 @Index('IX_device_serialNumber', ['serialNumber'])
 @Index('IX_device_scope_importStatus', ['tenantId', 'uploadId', 'state.deviceImportStatus'])
+// The import worker's queue: only devices still to process (unknown 0, pending 1), oldest first, across tenants.
+@Index('IX_device_import_due', ['storedAt', 'id'], { where: '"stateDeviceImportStatus" IN (0, 1)' })
 export class ImportedWindowsAutopilotDeviceIdentity {
   @PrimaryColumn({ type: 'varchar', length: 36 })
   id!: string;
@@ -47,4 +49,11 @@ export class ImportedWindowsAutopilotDeviceIdentity {
 
   @Column({ type: 'integer', default: 1 })
   version!: number;
+
+  /**
+   * Internal, not in the CSDL: when the row was stored (epoch ms, database clock; 0 for rows older than the column).
+   * The import worker processes a device IMPORT_DELAY_MS after it. Inserts leave it to the column's default.
+   */
+  @Column({ type: 'bigint', default: NOW_EPOCH_MS })
+  storedAt!: number;
 }

@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import { DataSource, EntityMetadata } from 'typeorm';
 import { ImportedWindowsAutopilotDeviceIdentity } from '../entities/ImportedWindowsAutopilotDeviceIdentity';
 import { ImportedWindowsAutopilotDeviceIdentityUpload } from '../entities/ImportedWindowsAutopilotDeviceIdentityUpload';
+import { WindowsAutopilotDeviceIdentity } from '../entities/WindowsAutopilotDeviceIdentity';
 import { Binding } from '../src/odata/binding';
 import { EntityType, loadModel, model, TYPE } from '../src/odata/model';
 import { startService, TestService } from './support/service';
@@ -56,8 +57,10 @@ describe('CSDL entity types → TypeORM columns', () => {
   });
   afterAll(() => service.close());
 
-  it('stores exactly the upload and the device', () => {
-    expect(storedTypes().map((t) => t.qualifiedName).sort()).toEqual([TYPE.device, TYPE.upload]);
+  it('stores exactly the upload, the imported device, the registered device and the Autopilot settings', () => {
+    expect(storedTypes().map((t) => t.qualifiedName).sort()).toEqual(
+      [TYPE.device, TYPE.upload, 'microsoft.graph.windowsAutopilotDeviceIdentity', 'microsoft.graph.windowsAutopilotSettings'].sort(),
+    );
   });
 
   describe.each(storedTypes().map((t) => [t.name, t] as const))('%s', (_name, type) => {
@@ -133,6 +136,14 @@ describe('CSDL entity types → TypeORM columns', () => {
       '<Property Name="createdDateTimeUtc" Type="Edm.DateTimeOffset" Nullable="false">',
       '<Property Name="lastModifiedDateTime" Type="Edm.DateTimeOffset" /><Property Name="createdDateTimeUtc" Type="Edm.DateTimeOffset" Nullable="false">',
       'importedWindowsAutopilotDeviceIdentityUpload: CSDL property lastModifiedDateTime has no TypeORM column',
+    ],
+    [
+      'a registered-device property',
+      WindowsAutopilotDeviceIdentity,
+      'microsoft.graph.windowsAutopilotDeviceIdentity',
+      '<Property Name="skuNumber" Type="Edm.String">',
+      '<Property Name="chassisType" Type="Edm.String" /><Property Name="skuNumber" Type="Edm.String">',
+      'windowsAutopilotDeviceIdentity: CSDL property chassisType has no TypeORM column',
     ],
   ])('Binding refuses a CSDL with %s that has no column (negative control)', (_case, entity, typeName, from, to, message) => {
     const type = loadModel(mutate(fileText, from, to)).entityTypes.get(typeName)!;

@@ -8,21 +8,71 @@ import { mutate } from './support/mutate';
 /**
  * The served model equals Graph's CSDL (SPEC §2). test/fixtures/graph-csdl-fragments.xml holds Graph's own CSDL
  * lines, one <section> per source: A v1.0 today, B beta today, C beta 2019-07 (the last with the uploads navigation
- * and autopilotDeviceStream). The service serves their union, so every fact of every section must hold in $metadata,
- * nothing may be added to Graph's types, and every description must be one of Graph's texts for that target.
+ * and autopilotDeviceStream). test/fixtures/graph-csdl-registered-devices.xml (a verbatim copy of
+ * ../shared/reference/graph-csdl-registered-devices.xml) adds the registered devices and Autopilot settings: <Section>s
+ * B1–B9 from today's beta, V1 from today's v1.0. The service serves their union less what LEFT_OUT names, so every
+ * other fact of every section must hold in $metadata, nothing may be added to Graph's types, and every description
+ * must be one of Graph's texts for that target.
  */
 const METADATA_XML = join(__dirname, '..', 'metadata', 'graph-autopilot.xml');
 const FRAGMENTS_XML = join(__dirname, 'fixtures', 'graph-csdl-fragments.xml');
+const REGISTERED_XML = join(__dirname, 'fixtures', 'graph-csdl-registered-devices.xml');
 const NS = 'microsoft.graph';
+/** Section keys of the registered-devices file: its Section ids, prefixed. */
+const REGISTERED = 'registered-devices';
 
 /** Descriptions that are not in Graph's CSDL, with where they come from. */
 const NOT_FROM_GRAPH_CSDL: Record<string, string> = {
   // The function's description on its Graph docs page (api-reference/beta/api/intune-enrollment-importedwindowsautopilotdeviceidentityupload-autopilotdevicestream.md, sic).
   [`${NS}.autopilotDeviceStream`]: 'Create a upload request with autopilot device stream in it.',
+  // The action's description on its Graph docs page (api-reference/beta/api/intune-enrollment-windowsautopilotdeviceidentity-allownextenrollment.md);
+  // its Annotations block was not located in the beta CSDL (graph-csdl-registered-devices.xml, section B8).
+  [`${NS}.allowNextEnrollment`]: 'Unblocks next autopilot enrollment.',
   // This service's own singleton (SPEC §3, S2): Graph has no such container member.
   [`${NS}.GraphService/importedWindowsAutopilotDeviceIdentityUpload`]:
     "The tenant's default upload: the document surface of the seed page (PATCH /importedWindowsAutopilotDeviceIdentityUpload/deviceIdentities).",
 };
+/**
+ * Graph facts the service leaves out, keyed as the facts are (a member of a type whose opening tag the fragment lacks
+ * is `/name`), each with the section that declares it and the reason. SPEC §2: the deployment-profile navigations are
+ * out of scope, and with them everything only they need; SPEC §3 names the registered device's actions. Every entry must
+ * exist in its section (a stale entry fails). It is left out of every registered-devices section (its descriptions and
+ * enum members too), or of its own section only when `onlyThere`.
+ */
+const LEFT_OUT: { section: string; kind: 'member' | 'operation' | 'type'; key: string; why: string; onlyThere?: true }[] = [
+  { section: `${REGISTERED} B1`, kind: 'member', key: `${NS}.windowsAutopilotDeviceIdentity/deploymentProfile`, why: 'deployment-profile navigation (SPEC §2)' },
+  { section: `${REGISTERED} B1`, kind: 'member', key: `${NS}.windowsAutopilotDeviceIdentity/intendedDeploymentProfile`, why: 'deployment-profile navigation (SPEC §2)' },
+  { section: `${REGISTERED} B4`, kind: 'member', key: '/windowsAutopilotDeploymentProfiles', why: 'deployment-profile navigation (SPEC §2)' },
+  { section: `${REGISTERED} B5`, kind: 'operation', key: `${NS}.assign`, why: 'bound to windowsAutopilotDeploymentProfile' },
+  { section: `${REGISTERED} B5`, kind: 'operation', key: `${NS}.assignResourceAccountToDevice`, why: 'not among the actions SPEC §3 serves' },
+  { section: `${REGISTERED} B7`, kind: 'operation', key: `${NS}.unassignResourceAccountFromDevice`, why: 'not among the actions SPEC §3 serves' },
+  { section: `${REGISTERED} B3`, kind: 'type', key: `${NS}.windowsAutopilotDeploymentState`, why: 'no served property uses it' },
+  { section: `${REGISTERED} B3`, kind: 'type', key: `${NS}.windowsAutopilotDeviceType`, why: 'no served property uses it' },
+  { section: `${REGISTERED} B3`, kind: 'type', key: `${NS}.windowsAutopilotEnrollmentType`, why: 'no served property uses it' },
+  // v1.0's overload has 4 parameters; the service serves beta's 7 (SPEC §2: "exactly as Graph's beta CSDL declares them").
+  { section: `${REGISTERED} V1`, kind: 'operation', key: `${NS}.updateDeviceProperties`, why: "v1.0's 4-parameter overload; beta's is served", onlyThere: true },
+];
+
+/** The sections less LEFT_OUT: its members, operations and types, with their members, descriptions and signatures. */
+function withoutLeftOut(all: Map<string, Facts>): Map<string, Facts> {
+  const out = new Map<string, Facts>();
+  for (const [source, facts] of all) {
+    const gone = LEFT_OUT.filter((l) => l.section === source || (!l.onlyThere && source.startsWith(`${REGISTERED} `)));
+    const dropped = (key: string) =>
+      gone.some((l) => key === l.key || (l.kind !== 'member' && (key.startsWith(`${l.key}/`) || key.startsWith(`${l.key}(`))));
+    const keep = <T>(record: Record<string, T>) => Object.fromEntries(Object.entries(record).filter(([k]) => !dropped(k)));
+    out.set(source, {
+      types: keep(facts.types),
+      members: keep(facts.members),
+      operations: keep(facts.operations),
+      singletons: facts.singletons,
+      descriptions: keep(facts.descriptions),
+      signatures: keep(facts.signatures),
+    });
+  }
+  return out;
+}
+
 /** Container members this service adds to Graph's (SPEC §2/§3 S2). */
 const SERVICE_SINGLETONS: Record<string, string> = { importedWindowsAutopilotDeviceIdentityUpload: `${NS}.importedWindowsAutopilotDeviceIdentityUpload` };
 
@@ -67,9 +117,14 @@ interface Facts {
   singletons: Record<string, string>;
   /** Target (`namespace.type`, `namespace.type/member`, `namespace.operation`, `namespace.container/child`) → Core.Description texts. */
   descriptions: Record<string, string[]>;
+  /**
+   * Operation → the parameter types of the overload an out-of-line annotation names (`Target="ns.op(ns.type, Edm.String)"`):
+   * such a description counts for `ns.op`, and the served operation must be that overload.
+   */
+  signatures: Record<string, string[]>;
 }
 
-const emptyFacts = (): Facts => ({ types: {}, members: {}, operations: {}, singletons: {}, descriptions: {} });
+const emptyFacts = (): Facts => ({ types: {}, members: {}, operations: {}, singletons: {}, descriptions: {}, signatures: {} });
 const isCollection = (type: string) => type.startsWith('Collection(');
 
 function addDescription(facts: Facts, target: string, text: string) {
@@ -119,9 +174,10 @@ function factsFromXml(xml: string): Map<string, Facts> {
     const parent = stack[stack.length - 1] ?? { target: null, owner: null };
     let frame = { target: parent.target, owner: parent.owner };
     switch (local) {
-      case 'section':
+      case 'section': // graph-csdl-fragments.xml
+      case 'Section': // graph-csdl-registered-devices.xml
         facts = emptyFacts();
-        bySection.set(a.source, facts);
+        bySection.set(a.source ?? `${REGISTERED} ${a.id}`, facts);
         break;
       case 'Schema':
         namespace = a.Namespace;
@@ -192,9 +248,17 @@ function factsFromXml(xml: string): Map<string, Facts> {
         facts.singletons[a.Name] = qualify(a.Type);
         frame = { target: `${parent.owner}/${a.Name}`, owner: parent.owner };
         break;
-      case 'Annotations':
-        frame = { target: qualifyTarget(a.Target), owner: null };
+      case 'Annotations': {
+        // An operation overload, `ns.op(ns.binding, Edm.String)` (Graph writes a space after each comma): its
+        // description belongs to `ns.op`; the parameter types are kept to check against the served operation.
+        const overload = /^([^(/]+)\((.*)\)$/.exec(a.Target);
+        if (overload) {
+          const operation = qualify(overload[1]);
+          facts.signatures[operation] = overload[2].split(',').map((t) => qualify(t.trim()));
+          frame = { target: operation, owner: null };
+        } else frame = { target: qualifyTarget(a.Target), owner: null };
         break;
+      }
       case 'Annotation':
         if (qualify(a.Term) === 'Org.OData.Core.V1.Description' && parent.target !== null) addDescription(facts, parent.target, a.String);
         frame = { target: null, owner: null };
@@ -326,6 +390,10 @@ function differencesFromGraph(served: Facts, sections: Map<string, Facts>): stri
     for (const [name, type] of Object.entries(section.singletons)) {
       if (served.singletons[name] !== type) problems.push(`singleton ${name}: served ${served.singletons[name]}, ${source} has ${type}`);
     }
+    for (const [name, types] of Object.entries(section.signatures)) {
+      const servedTypes = served.operations[name]?.parameters.map((p) => p.type);
+      if (servedTypes && show(servedTypes) !== show(types)) problems.push(`${name}: served overload ${show(servedTypes)}, ${source} describes ${show(types)}`);
+    }
   }
 
   // nothing beyond the union
@@ -358,18 +426,51 @@ function differencesFromGraph(served: Facts, sections: Map<string, Facts>): stri
 // --- tests -------------------------------------------------------------------------------------------------------
 
 const fileText = readFileSync(METADATA_XML, 'utf8');
-const sections = factsFromXml(readFileSync(FRAGMENTS_XML, 'utf8'));
+const allSections = new Map([...factsFromXml(readFileSync(FRAGMENTS_XML, 'utf8')), ...factsFromXml(readFileSync(REGISTERED_XML, 'utf8'))]);
+/** Graph's facts the service must serve: every section of both fixture files, less LEFT_OUT. */
+const sections = withoutLeftOut(allSections);
 
 
-describe('the fragments file (test/fixtures/graph-csdl-fragments.xml)', () => {
-  it('reads as the three Graph sections A, B and C', () => {
+describe('the fragments files (test/fixtures/graph-csdl-fragments.xml, graph-csdl-registered-devices.xml)', () => {
+  it('read as the three Graph sections A, B and C, then the registered-device sections B1–B9 and V1', () => {
     expect([...sections.keys()]).toEqual([
       '',
       'msgraph-metadata@f54f11b6:clean_v10_metadata/cleanMetadata.xml',
       'msgraph-metadata@bd05c95e:clean_beta_metadata/cleanMetadataWithDescriptionsAndAnnotationsbeta.xml',
       'msgraph-metadata@84624d37:clean_beta_metadata/cleanMetadataWithDescriptionsbeta.xml',
+      ...['B1', 'B2', 'B3', 'B4', 'B5', 'B6', 'B7', 'B8', 'B9', 'V1'].map((id) => `${REGISTERED} ${id}`),
     ]);
     expect(sections.get('')).toEqual(emptyFacts());
+  });
+
+  it('yields the registered-device facts the comparison relies on (spot checks of the walk)', () => {
+    const section = (id: string) => allSections.get(`${REGISTERED} ${id}`)!;
+
+    expect(Object.keys(section('B1').members).filter((k) => k.startsWith(`${NS}.windowsAutopilotDeviceIdentity/`))).toHaveLength(28);
+    expect(section('B1').members[`${NS}.windowsAutopilotDeviceIdentity/enrollmentState`]).toEqual({
+      kind: 'Property',
+      type: `${NS}.enrollmentState`,
+      nullable: false,
+    });
+    expect(section('B4').members['/windowsAutopilotSettings']).toEqual({
+      kind: 'NavigationProperty',
+      type: `${NS}.windowsAutopilotSettings`,
+      nullable: true,
+      containsTarget: true,
+    });
+    // an overload's annotation (Graph writes a space after each comma) describes the operation, and names its parameters
+    expect(section('B8').descriptions[`${NS}.sync`]).toEqual([expect.stringMatching(/^Initiates a sync of all AutoPilot registered devices/)]);
+    expect(section('B8').signatures[`${NS}.updateDeviceProperties`]).toEqual([`${NS}.windowsAutopilotDeviceIdentity`, ...Array(7).fill('Edm.String')]);
+    expect(section('V1').signatures[`${NS}.updateDeviceProperties`]).toHaveLength(5);
+    expect(section('V1').descriptions[`${NS}.enrollmentState/notContacted`]).toEqual(['Device is imported but not enrolled.']);
+  });
+
+  it.each(LEFT_OUT.map((l) => [l.key, l.section, l]))('leaves out %s of %s, which is there to leave out', (_key, _section, l) => {
+    const facts = allSections.get(l.section)!;
+    const record = l.kind === 'member' ? facts.members : l.kind === 'operation' ? facts.operations : facts.types;
+
+    expect(record[l.key]).toBeDefined();
+    expect(sections.get(l.section)![l.kind === 'member' ? 'members' : l.kind === 'operation' ? 'operations' : 'types'][l.key]).toBeUndefined();
   });
 
   it('yields the facts the comparison relies on (spot checks of the walk)', () => {
@@ -445,9 +546,27 @@ describe('$metadata equals Graph CSDL', () => {
   it.each([
     [
       'a nullability change',
-      '<Property Name="groupTag" Type="Edm.String">',
-      '<Property Name="groupTag" Type="Edm.String" Nullable="false">',
-      `${NS}.importedWindowsAutopilotDeviceIdentity/groupTag: served {"kind":"Property","type":"Edm.String","nullable":false}, msgraph-metadata@f54f11b6:clean_v10_metadata/cleanMetadata.xml has {"kind":"Property","type":"Edm.String","nullable":true}`,
+      '<Property Name="importId" Type="Edm.String">',
+      '<Property Name="importId" Type="Edm.String" Nullable="false">',
+      `${NS}.importedWindowsAutopilotDeviceIdentity/importId: served {"kind":"Property","type":"Edm.String","nullable":false}, msgraph-metadata@f54f11b6:clean_v10_metadata/cleanMetadata.xml has {"kind":"Property","type":"Edm.String","nullable":true}`,
+    ],
+    [
+      'a nullability change on the registered device',
+      '<Property Name="enrollmentState" Type="microsoft.graph.enrollmentState" Nullable="false">',
+      '<Property Name="enrollmentState" Type="microsoft.graph.enrollmentState">',
+      `${NS}.windowsAutopilotDeviceIdentity/enrollmentState: served {"kind":"Property","type":"${NS}.enrollmentState","nullable":true}, ${REGISTERED} B1 has {"kind":"Property","type":"${NS}.enrollmentState","nullable":false}`,
+    ],
+    [
+      'an action overload Graph does not describe',
+      '<Parameter Name="deviceFriendlyName" Type="Edm.String" Unicode="false" />',
+      '',
+      `${NS}.updateDeviceProperties: served overload ${JSON.stringify([`${NS}.windowsAutopilotDeviceIdentity`, ...Array(6).fill('Edm.String')])}, ${REGISTERED} B8 describes ${JSON.stringify([`${NS}.windowsAutopilotDeviceIdentity`, ...Array(7).fill('Edm.String')])}`,
+    ],
+    [
+      'a left-out navigation served after all',
+      '<NavigationProperty Name="windowsAutopilotSettings" Type="microsoft.graph.windowsAutopilotSettings" ContainsTarget="true" />',
+      '<NavigationProperty Name="windowsAutopilotSettings" Type="microsoft.graph.windowsAutopilotSettings" ContainsTarget="true" /><NavigationProperty Name="windowsAutopilotDeploymentProfiles" Type="Collection(microsoft.graph.windowsAutopilotDeviceIdentity)" ContainsTarget="true" />',
+      `${NS}.deviceManagement/windowsAutopilotDeploymentProfiles: not a member of ${NS}.deviceManagement in any Graph section`,
     ],
     [
       'a type change',
@@ -475,9 +594,9 @@ describe('$metadata equals Graph CSDL', () => {
     ],
     [
       'a changed description',
-      'String="Group Tag of the Windows autopilot device."',
-      'String="Group tag."',
-      `${NS}.importedWindowsAutopilotDeviceIdentity/groupTag: description "Group tag." is none of Graph's ["Group Tag of the Windows autopilot device."]`,
+      'String="Hardware Blob of the Windows autopilot device."',
+      'String="Hardware blob."',
+      `${NS}.importedWindowsAutopilotDeviceIdentity/hardwareIdentifier: description "Hardware blob." is none of Graph's ["Hardware Blob of the Windows autopilot device."]`,
     ],
     [
       'a dropped description',
@@ -523,10 +642,11 @@ describe('src/odata/model.ts reads the same model', () => {
         });
       }
       for (const nav of entity.navigations.values()) {
-        expect({ type: `Collection(${nav.target.qualifiedName})`, containsTarget: nav.containsTarget, collection: nav.collection }).toEqual({
+        const type = nav.collection ? `Collection(${nav.target.qualifiedName})` : nav.target.qualifiedName;
+        expect({ type, containsTarget: nav.containsTarget, collection: nav.collection }).toEqual({
           type: served.members[`${name}/${nav.name}`].type,
           containsTarget: served.members[`${name}/${nav.name}`].containsTarget,
-          collection: true,
+          collection: isCollection(served.members[`${name}/${nav.name}`].type!),
         });
       }
     }

@@ -43,18 +43,39 @@ describe('migrations', () => {
       const res = await service.get(`${LIVE}/11111111-1111-1111-1111-111111111111`);
       expect(res.status).toBe(200);
       expect(res.body).toMatchObject({ serialNumber: 'OLD-1', state: { deviceImportStatus: 'pending', deviceErrorCode: 0 } });
+      // the import worker's clock column: 0 for a row stored before it existed
+      const [old] = await service.app.db.dataSource.query(`SELECT "storedAt" FROM "importedWindowsAutopilotDeviceIdentity"`);
+      expect(Number(old.storedAt)).toBe(0);
+      expect(await indexNames(service.app.db.dataSource, 'importedWindowsAutopilotDeviceIdentity')).toContain('IX_device_import_due');
+      expect(await indexNames(service.app.db.dataSource, 'windowsAutopilotDeviceIdentity')).toEqual(
+        expect.arrayContaining(['IX_registered_tenant_id', 'IX_registered_tenant_serialNumber', 'IX_registered_serialNumber']),
+      );
     } finally {
       await service.app.close();
     }
 
     // and the later migrations revert cleanly
     const db = await Database.open(url, { migrate: false });
-    await db.dataSource.undoLastMigration(); // the redundant indexes come back
-    expect(await indexNames(db.dataSource, 'importedWindowsAutopilotDeviceIdentity')).toContain('IX_device_tenant_importStatus');
     const triggers = async () =>
       db.dataSource.options.type === 'sqlite'
         ? (await db.dataSource.query(`SELECT name FROM sqlite_master WHERE type = 'trigger'`)).length
         : 0;
+    const columns = async (table: string) => {
+      const runner = db.dataSource.createQueryRunner();
+      try {
+        return (await runner.getTable(table))?.columns.map((c) => c.name);
+      } finally {
+        await runner.release();
+      }
+    };
+    await db.dataSource.undoLastMigration(); // registered devices, settings, storedAt (the SQLite table rebuild keeps its triggers)
+    expect(await columns('windowsAutopilotDeviceIdentity')).toBeUndefined();
+    expect(await columns('windowsAutopilotSettings')).toBeUndefined();
+    expect(await columns('importedWindowsAutopilotDeviceIdentity')).not.toContain('storedAt');
+    expect(await triggers()).toBe(db.dataSource.options.type === 'sqlite' ? 3 : 0);
+    expect(await db.dataSource.query(`SELECT "serialNumber" FROM "importedWindowsAutopilotDeviceIdentity"`)).toEqual([{ serialNumber: 'OLD-1' }]);
+    await db.dataSource.undoLastMigration(); // the redundant indexes come back
+    expect(await indexNames(db.dataSource, 'importedWindowsAutopilotDeviceIdentity')).toContain('IX_device_tenant_importStatus');
     expect(await triggers()).toBe(db.dataSource.options.type === 'sqlite' ? 3 : 0);
     await db.dataSource.undoLastMigration(); // the SQLite status triggers (nothing on PostgreSQL)
     expect(await triggers()).toBe(0);

@@ -4,12 +4,15 @@ import { DataSource, EntityManager } from 'typeorm';
 import { ImportedWindowsAutopilotDeviceIdentity } from '../../entities/ImportedWindowsAutopilotDeviceIdentity';
 import { ImportedWindowsAutopilotDeviceIdentityUpload } from '../../entities/ImportedWindowsAutopilotDeviceIdentityUpload';
 import { ImportedWindowsAutopilotDeviceIdentityState } from '../../entities/ImportedWindowsAutopilotDeviceIdentityState';
+import { WindowsAutopilotDeviceIdentity } from '../../entities/WindowsAutopilotDeviceIdentity';
+import { WindowsAutopilotSettings } from '../../entities/WindowsAutopilotSettings';
 import { adaptColumnsTo } from '../../entities/column-types';
 import { InitialSchema1764300000000 } from './migrations/1764300000000-InitialSchema';
 import { SerialAndCreatedIndexes1764400000000 } from './migrations/1764400000000-SerialAndCreatedIndexes';
 import { UploadStatusIndex1764500000000 } from './migrations/1764500000000-UploadStatusIndex';
 import { UploadStatusTriggers1764600000000 } from './migrations/1764600000000-UploadStatusTriggers';
 import { DropRedundantIndexes1764700000000 } from './migrations/1764700000000-DropRedundantIndexes';
+import { RegisteredDevices1764900000000 } from './migrations/1764900000000-RegisteredDevices';
 import { Dialect, dialectFor } from './dialect';
 import { GraphNamingStrategy } from './naming-strategy';
 
@@ -23,7 +26,12 @@ interface SqliteConnection {
   prepare(sql: string, cb: (err: Error | null) => void): SqliteStatement;
 }
 
-export const ENTITIES = [ImportedWindowsAutopilotDeviceIdentityUpload, ImportedWindowsAutopilotDeviceIdentity];
+export const ENTITIES = [
+  ImportedWindowsAutopilotDeviceIdentityUpload,
+  ImportedWindowsAutopilotDeviceIdentity,
+  WindowsAutopilotDeviceIdentity,
+  WindowsAutopilotSettings,
+];
 /** In order; a new schema change is a new class appended here, never an edit of an applied one. */
 export const MIGRATIONS = [
   InitialSchema1764300000000,
@@ -31,6 +39,7 @@ export const MIGRATIONS = [
   UploadStatusIndex1764500000000,
   UploadStatusTriggers1764600000000,
   DropRedundantIndexes1764700000000,
+  RegisteredDevices1764900000000,
 ];
 
 /**

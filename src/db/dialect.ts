@@ -31,6 +31,8 @@ export interface Dialect {
   datePart(part: 'year' | 'month' | 'day' | 'hour' | 'minute' | 'second', epochMs: string): string;
   /** The column type of Edm.Binary values. */
   readonly binaryType: string;
+  /** The database clock in epoch milliseconds (the default of `storedAt`; SQLite ≥ 3.42 for unixepoch('subsec')). */
+  readonly nowEpochMs: string;
   /** The collation that orders strings byte-wise (SQLite's default), if the engine needs one named. */
   readonly bytewiseCollation: string | undefined;
 }
@@ -61,6 +63,7 @@ const sqlite: Dialect = {
   endsWith: (v, s) => `(substr(${v}, -length(${s})) = ${s} OR length(${s}) = 0)`,
   datePart: (part, col) => `CAST(strftime('${SQLITE_PARTS[part]}', ${col} / 1000, 'unixepoch') AS INTEGER)`,
   binaryType: 'blob',
+  nowEpochMs: "(CAST(unixepoch('subsec') * 1000 AS INTEGER))",
   bytewiseCollation: undefined,
 };
 
@@ -79,6 +82,7 @@ const postgres: Dialect = {
   datePart: (part, col) =>
     `CAST(floor(EXTRACT(${part.toUpperCase()} FROM to_timestamp(${col} / 1000.0) AT TIME ZONE 'UTC')) AS INTEGER)`,
   binaryType: 'bytea',
+  nowEpochMs: 'CAST(floor(EXTRACT(EPOCH FROM statement_timestamp()) * 1000) AS bigint)',
   bytewiseCollation: 'C',
 };
 
