@@ -16,6 +16,12 @@ export interface Config {
   dbStatementTimeoutMs: number;
   /** How long SIGTERM waits for in-flight requests before closing their connections. */
   shutdownTimeoutMs: number;
+  /** IMPORT_DELAY_MS: how long after it was stored an imported device is processed. */
+  importDelayMs: number;
+  /** SYNC_MIN_INTERVAL_S: the shortest time between two Autopilot syncs of a tenant (429 within it). */
+  syncMinIntervalS: number;
+  /** SYNC_DURATION_MS: how long an Autopilot sync runs (409 to another sync meanwhile). */
+  syncDurationMs: number;
   auth: AuthConfig;
   throttle: { reads: Rate; writes: Rate };
 }
@@ -103,5 +109,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     dbPoolSize: integer(env, 'DB_POOL_SIZE', 10, 1, 1000),
     dbStatementTimeoutMs: integer(env, 'DB_STATEMENT_TIMEOUT_MS', 15000, 1, 3600000),
     shutdownTimeoutMs: integer(env, 'SHUTDOWN_TIMEOUT_MS', 10000, 0, 600000),
+    importDelayMs: integer(env, 'IMPORT_DELAY_MS', 2000, 0, 3600000),
+    syncMinIntervalS: integer(env, 'SYNC_MIN_INTERVAL_S', 600, 0, 86400),
+    syncDurationMs: integer(env, 'SYNC_DURATION_MS', 2000, 0, 3600000),
   };
 }

@@ -1,5 +1,7 @@
+import { AutopilotSettingsController } from './controllers/autopilot-settings.controller';
 import { DeviceIdentitiesController } from './controllers/device-identities.controller';
 import { DeviceManagementController } from './controllers/device-management.controller';
+import { RegisteredDevicesController } from './controllers/registered-devices.controller';
 import { UploadsController } from './controllers/uploads.controller';
 import { Mount } from './odata/router';
 
@@ -7,6 +9,8 @@ export interface Controllers {
   deviceManagement: DeviceManagementController;
   uploads: UploadsController;
   devices: DeviceIdentitiesController;
+  registered: RegisteredDevicesController;
+  settings: AutopilotSettingsController;
 }
 
 /**
@@ -14,7 +18,7 @@ export interface Controllers {
  * reaches (always the caller's tenant; the containing upload for contained devices). Paths, keys, `$count`,
  * operations and verbs are not listed here: the CSDL and the controllers' decorators declare them.
  */
-export function mounts({ deviceManagement, uploads, devices }: Controllers): Mount[] {
+export function mounts({ deviceManagement, uploads, devices, registered, settings }: Controllers): Mount[] {
   const tenant = (ctx: { tenantId: string }) => ({ columns: { tenantId: ctx.tenantId } });
   return [
     { path: 'deviceManagement', controller: deviceManagement, key: (ctx) => ctx.tenantId },
@@ -36,6 +40,8 @@ export function mounts({ deviceManagement, uploads, devices }: Controllers): Mou
       controller: devices,
       scope: (ctx) => ({ columns: { tenantId: ctx.tenantId, uploadId: null } }),
     },
+    { path: 'deviceManagement/windowsAutopilotDeviceIdentities', controller: registered, scope: tenant },
+    { path: 'deviceManagement/windowsAutopilotSettings', controller: settings, scope: tenant, key: (ctx) => settings.ensure(ctx.tenantId) },
     // The seed's document surface: the tenant's default upload as a singleton.
     {
       path: 'importedWindowsAutopilotDeviceIdentityUpload',

@@ -4,16 +4,21 @@ import { Duplex } from 'node:stream';
 import JSON5 from 'json5';
 import pino, { Logger } from 'pino';
 import { Config } from './config';
+import { REGISTERED_DEVICE } from './autopilot/registered-device';
+import { AutopilotSettingsController } from './controllers/autopilot-settings.controller';
 import { DeviceIdentitiesController } from './controllers/device-identities.controller';
+import { RegisteredDevicesController } from './controllers/registered-devices.controller';
 import { DeviceManagementController } from './controllers/device-management.controller';
 import { UploadsController } from './controllers/uploads.controller';
 import { Database } from './db/database';
 import { ScopedTable } from './db/scoped-table';
 import { ImportedWindowsAutopilotDeviceIdentity } from '../entities/ImportedWindowsAutopilotDeviceIdentity';
 import { ImportedWindowsAutopilotDeviceIdentityUpload } from '../entities/ImportedWindowsAutopilotDeviceIdentityUpload';
+import { WindowsAutopilotDeviceIdentity } from '../entities/WindowsAutopilotDeviceIdentity';
+import { WindowsAutopilotSettings } from '../entities/WindowsAutopilotSettings';
 import { Binding } from './odata/binding';
 import { asODataError, badRequest, methodNotAllowed, ODataError, toGraphError } from './odata/errors';
-import { entityType, model, TYPE } from './odata/model';
+import { entityType, model, NAMESPACE, TYPE } from './odata/model';
 import { checkContentType, checkVersions, JsonFormat, negotiateJson, negotiateMetadata, negotiateText, parsePrefer } from './odata/negotiation';
 import { splitQuery } from './odata/query';
 import { ODataRequest, Reply } from './odata/request';
@@ -77,10 +82,17 @@ export function createApp(
   const table = (typeName: string, entity: Function) => new ScopedTable(db, new Binding(entityType(typeName), db.dataSource, entity), entity);
   const uploadsTable = table(TYPE.upload, ImportedWindowsAutopilotDeviceIdentityUpload);
   const devicesTable = table(TYPE.device, ImportedWindowsAutopilotDeviceIdentity);
+  const registered = new RegisteredDevicesController(table(REGISTERED_DEVICE, WindowsAutopilotDeviceIdentity));
+  const settings = new AutopilotSettingsController(table(`${NAMESPACE}.windowsAutopilotSettings`, WindowsAutopilotSettings), {
+    minIntervalMs: config.syncMinIntervalS * 1000,
+    durationMs: config.syncDurationMs,
+  });
   const controllers: Controllers = {
     deviceManagement: new DeviceManagementController(),
     uploads: new UploadsController(uploadsTable, devicesTable),
     devices: new DeviceIdentitiesController(devicesTable),
+    registered,
+    settings,
   };
   const router = new Router(model(), mounts(controllers));
   const metadataJson = JSON.stringify(model().json);
@@ -144,7 +156,8 @@ export function createApp(
     const jsonFormat = route.rawValue ? rawValueFormat(header(req, 'accept'), format) : negotiateJson(header(req, 'accept'), format);
     let body: unknown;
     const raw = BODY_METHODS.has(method) ? await readBody(req) : Buffer.alloc(0);
-    if (handler.body) {
+    // A handler that takes a body needs one; to others a body is optional (an action without parameters: none or `{}`).
+    if (handler.body || raw.length > 0) {
       const mediaType = checkContentType(header(req, 'content-type'), ['application/json', ...handler.otherMediaTypes]);
       if (raw.length === 0) throw badRequest(`The request body is empty; ${mediaType === 'application/json' ? 'a JSON object' : mediaType} is expected.`);
       if (mediaType === 'application/json') {

@@ -5,7 +5,9 @@ import { join } from 'node:path';
 import { ODataController } from '@odata/server/lib/controller';
 import * as Edm from '@odata/server/lib/edm';
 import * as odata from '@odata/server/lib/odata';
+import { AutopilotSettingsController } from '../src/controllers/autopilot-settings.controller';
 import { DeviceIdentitiesController } from '../src/controllers/device-identities.controller';
+import { RegisteredDevicesController } from '../src/controllers/registered-devices.controller';
 import { DeviceManagementController } from '../src/controllers/device-management.controller';
 import { UploadsController } from '../src/controllers/uploads.controller';
 import { compileHandlers, HandlerTable } from '../src/odata/handlers';
@@ -19,6 +21,15 @@ import { mounts } from '../src/routes';
  * every handler and are read back once at start through its metadata API; its per-request processor (~100x slower)
  * and the swagger UI its package index drags in stay unloaded.
  */
+/** The service's controllers, without tables: enough to compile handlers and check them against the CSDL. */
+const fakeControllers = () => ({
+  deviceManagement: new DeviceManagementController(),
+  uploads: Object.create(UploadsController.prototype) as UploadsController,
+  devices: Object.create(DeviceIdentitiesController.prototype) as DeviceIdentitiesController,
+  registered: Object.create(RegisteredDevicesController.prototype) as RegisteredDevicesController,
+  settings: Object.create(AutopilotSettingsController.prototype) as AutopilotSettingsController,
+});
+
 const summary = (table: HandlerTable) => ({
   collection: [...table.collection.keys()].sort(),
   entity: [...table.entity.keys()].sort(),
@@ -31,6 +42,16 @@ describe('@odata/server decorators declare the handlers', () => {
     [UploadsController, { collection: ['GET', 'POST'], entity: ['DELETE', 'GET', 'PATCH', 'PUT'], count: true, operations: { autopilotdevicestream: 'function' } }],
     [DeviceIdentitiesController, { collection: ['GET', 'PATCH', 'POST'], entity: ['DELETE', 'GET', 'PATCH', 'PUT'], count: true, operations: { import: 'collection action' } }],
     [DeviceManagementController, { collection: [], entity: ['GET'], count: false, operations: {} }],
+    [
+      RegisteredDevicesController,
+      {
+        collection: ['GET', 'POST'],
+        entity: ['DELETE', 'GET', 'PATCH', 'PUT'],
+        count: true,
+        operations: { updatedeviceproperties: 'action', assignusertodevice: 'action', unassignuserfromdevice: 'action', allownextenrollment: 'action' },
+      },
+    ],
+    [AutopilotSettingsController, { collection: ['GET', 'POST'], entity: ['DELETE', 'GET', 'PATCH', 'PUT'], count: true, operations: { sync: 'action' } }],
   ])('%p', (controller, expected) => {
     expect(summary(compileHandlers(controller))).toEqual(expected);
   });
@@ -65,7 +86,7 @@ describe('@odata/server decorators declare the handlers', () => {
   const routerWith = (controller: object) =>
     new Router(
       model(),
-      mounts({ deviceManagement: new DeviceManagementController(), uploads: Object.create(UploadsController.prototype) as UploadsController, devices: Object.create(DeviceIdentitiesController.prototype) as DeviceIdentitiesController }).map(
+      mounts(fakeControllers()).map(
         (m): Mount => (m.path === LIVE ? { ...m, controller } : m),
       ),
     );
@@ -112,7 +133,7 @@ describe('@odata/server decorators declare the handlers', () => {
       <EntityContainer`,
     );
     const build = () =>
-      new Router(loadModel(xml), mounts({ deviceManagement: new DeviceManagementController(), uploads: Object.create(UploadsController.prototype) as UploadsController, devices: Object.create(DeviceIdentitiesController.prototype) as DeviceIdentitiesController }));
+      new Router(loadModel(xml), mounts(fakeControllers()));
     expect(build).toThrow(/DeviceIdentitiesController has no handler for the action 'wipe' the CSDL binds to importedWindowsAutopilotDeviceIdentity/);
   });
 
@@ -132,7 +153,7 @@ describe('@odata/server decorators declare the handlers', () => {
   });
 
   it('refuses to start when a navigation path of the CSDL has no controller', () => {
-    const partial = mounts({ deviceManagement: new DeviceManagementController(), uploads: Object.create(UploadsController.prototype) as UploadsController, devices: Object.create(DeviceIdentitiesController.prototype) as DeviceIdentitiesController });
+    const partial = mounts(fakeControllers());
     expect(() => new Router(model(), partial.filter((m) => m.path !== LIVE))).toThrow(/the CSDL path 'deviceManagement\/importedWindowsAutopilotDeviceIdentities' has no controller mounted/);
   });
 });

@@ -12,6 +12,7 @@ import { SerialAndCreatedIndexes1764400000000 } from './migrations/1764400000000
 import { UploadStatusIndex1764500000000 } from './migrations/1764500000000-UploadStatusIndex';
 import { UploadStatusTriggers1764600000000 } from './migrations/1764600000000-UploadStatusTriggers';
 import { DropRedundantIndexes1764700000000 } from './migrations/1764700000000-DropRedundantIndexes';
+import { UploadStatusTriggersPostgres1764800000000 } from './migrations/1764800000000-UploadStatusTriggersPostgres';
 import { RegisteredDevices1764900000000 } from './migrations/1764900000000-RegisteredDevices';
 import { Dialect, dialectFor } from './dialect';
 import { GraphNamingStrategy } from './naming-strategy';
@@ -39,6 +40,7 @@ export const MIGRATIONS = [
   UploadStatusIndex1764500000000,
   UploadStatusTriggers1764600000000,
   DropRedundantIndexes1764700000000,
+  UploadStatusTriggersPostgres1764800000000,
   RegisteredDevices1764900000000,
 ];
 

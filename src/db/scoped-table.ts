@@ -85,6 +85,19 @@ export class ScopedTable {
     return rows[0] ? this.toStored(rows[0]) : undefined;
   }
 
+  /**
+   * Locks the rows of these keys for the rest of the transaction, in key order (PostgreSQL; SQLite's write lock
+   * already serialises). A transaction that changes several rows locks them all before its first write, so its lock
+   * order is the same as any other writer's: device rows first, then (by trigger) their upload.
+   */
+  async lockAll(manager: EntityManager, scope: Scope, ids: string[]): Promise<void> {
+    if (!this.db.dialect.forUpdate || ids.length === 0) return;
+    const params: unknown[] = [];
+    const keys = [...new Set(ids)].sort().map((id) => this.placeholder(params.push(id)));
+    const sql = `SELECT t.${q('id')} FROM ${this.table} t WHERE ${this.scopeSql(scope, params, 't')} AND t.${q('id')} IN (${keys.join(', ')}) ORDER BY t.${q('id')}${this.db.dialect.forUpdate}`;
+    await this.db.run(manager, sql, params);
+  }
+
   async exists(manager: EntityManager, scope: Scope, id: string): Promise<boolean> {
     const params: unknown[] = [];
     const sql = `SELECT 1 AS found FROM ${this.table} t WHERE ${this.scopeSql(scope, params, 't')} AND t.${q('id')} = ${this.placeholder(params.push(id))}`;

@@ -271,6 +271,7 @@ export abstract class EntitySetController extends ODataController {
 
     await scope.requireContainer?.();
     const results = await this.db.write(async (m) => {
+      await this.table.lockAll(m, scope, parsed.flatMap((p) => (p.kind === 'insert' ? [] : [p.id])));
       const out: ({ removed: string } | Stored)[] = [];
       for (const [i, entry] of parsed.entries()) {
         if (entry.kind === 'remove') {

@@ -28,7 +28,7 @@ export interface Route {
   rawValue: boolean;
 }
 
-/** Methods no singleton takes (OData Part 1 §11.2.3: singletons are neither created nor deleted). */
+/** Methods no singleton or single-valued navigation takes here (singletons are neither created nor deleted). */
 const NOT_ON_SINGLETONS = new Set(['POST', 'DELETE']);
 
 /** The order of methods in `Allow`. */
@@ -106,7 +106,7 @@ export class Router {
         break;
       case 'entity':
         methods = table.entity;
-        if (!resource.mountPath.includes('/')) methods = new Map([...methods].filter(([verb]) => !NOT_ON_SINGLETONS.has(verb)));
+        if (resource.single) methods = new Map([...methods].filter(([verb]) => !NOT_ON_SINGLETONS.has(verb)));
         break;
       case 'operation': {
         const op = table.operations.get(resource.operation!.name.toLowerCase());

@@ -1,0 +1,50 @@
+import { enumType, TYPE } from '../odata/model';
+
+/**
+ * The numbers of the upload status rule (SPEC §6), taken from the CSDL model, the one place that defines them:
+ * noUpload without devices; pending while any device is unknown, pending or partial; then error if any device
+ * failed, else complete.
+ */
+export interface UploadStatusValues {
+  noUpload: number;
+  pending: number;
+  complete: number;
+  error: number;
+  /** Device import statuses that keep their upload pending. */
+  unfinished: number[];
+  /** The device import status that makes its upload `error`. */
+  failed: number;
+}
+
+function member(type: string, name: string): number {
+  const value = enumType(type).members.get(name);
+  if (value === undefined) throw new Error(`${type} has no member ${name}`);
+  return value;
+}
+
+export function uploadStatusValues(): UploadStatusValues {
+  const upload = (name: string) => member(TYPE.uploadStatus, name);
+  const device = (name: string) => member(TYPE.importStatus, name);
+  return {
+    noUpload: upload('noUpload'),
+    pending: upload('pending'),
+    complete: upload('complete'),
+    error: upload('error'),
+    unfinished: ['unknown', 'pending', 'partial'].map(device),
+    failed: device('error'),
+  };
+}
+
+/**
+ * The rule as one SQL expression (common to both engines): the status of the upload whose devices, rows `d` of the
+ * device table, satisfy `devicesOf` (for example `d."tenantId" = u."tenantId" AND d."uploadId" = u."id"`). A device
+ * with no import status counts as neither unfinished nor failed, as the TypeScript rule has always done.
+ */
+export function uploadStatusCase(deviceTable: string, devicesOf: string): string {
+  const v = uploadStatusValues();
+  const exists = (condition: string) => `EXISTS (SELECT 1 FROM ${deviceTable} d WHERE ${devicesOf}${condition})`;
+  return `CASE WHEN NOT ${exists('')} THEN ${v.noUpload}
+    WHEN ${exists(` AND d."stateDeviceImportStatus" IN (${v.unfinished.join(', ')})`)} THEN ${v.pending}
+    WHEN ${exists(` AND d."stateDeviceImportStatus" = ${v.failed}`)} THEN ${v.error}
+    ELSE ${v.complete} END`;
+}

@@ -1,0 +1,392 @@
+import Sqlite from 'better-sqlite3';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Client } from 'pg';
+import { DataSource } from 'typeorm';
+import { dataSourceOptions, MIGRATIONS } from '../src/db/database';
+import { uploadStatusFunctionBody } from '../src/db/migrations/1764800000000-UploadStatusTriggersPostgres';
+import { uploadStatusValues } from '../src/db/upload-status-rule';
+import { enumType, TYPE } from '../src/odata/model';
+import { dropSchema, freshDatabaseUrl, startService, TestService, UPLOADS } from './support/service';
+
+/**
+ * The database owns an upload's status (SPEC §6), on both engines: device rows written with raw SQL on a connection
+ * of their own, outside the service, move the upload's status and ETag exactly when the rule says, once per change.
+ */
+const postgres = process.env.DATABASE_URL?.startsWith('postgres') ?? false;
+const onPostgres = postgres ? describe : describe.skip;
+const onSqlite = postgres ? describe.skip : describe;
+
+const DEVICE = '"importedWindowsAutopilotDeviceIdentity"';
+const UPLOAD = '"importedWindowsAutopilotDeviceIdentityUpload"';
+const importStatus = (name: string) => enumType(TYPE.importStatus).members.get(name)!;
+
+/** A connection of its own to the service's database; SQL with `?` placeholders on both engines. */
+interface RawSql {
+  query(sql: string, params?: unknown[]): Promise<Record<string, any>[]>;
+  close(): Promise<void>;
+  /** The PostgreSQL connection itself. */
+  client?: Client;
+}
+
+async function connect(databaseUrl: string): Promise<RawSql> {
+  if (databaseUrl.startsWith('sqlite:')) {
+    const db = new Sqlite(databaseUrl.slice('sqlite:'.length), { timeout: 5000 });
+    return {
+      query: async (sql, params = []) => {
+        const statement = db.prepare(sql);
+        if (statement.reader) return statement.all(...params) as Record<string, any>[];
+        statement.run(...params);
+        return [];
+      },
+      close: async () => void db.close(),
+    };
+  }
+  const client = new Client({ connectionString: databaseUrl });
+  await client.connect();
+  return {
+    client,
+    query: async (sql, params = []) => {
+      let i = 0;
+      return (await client.query(sql.replace(/\?/g, () => `$${++i}`), params)).rows;
+    },
+    close: () => client.end(),
+  };
+}
+
+let service: TestService;
+let databaseUrl: string;
+let raw: RawSql;
+let serial = 0;
+
+beforeAll(async () => {
+  databaseUrl = postgres ? await freshDatabaseUrl() : `sqlite:${join(mkdtempSync(join(tmpdir(), 'upload-status-')), 'db.sqlite')}`;
+  service = await startService({}, databaseUrl);
+  raw = await connect(databaseUrl);
+});
+afterAll(async () => {
+  await raw.close();
+  await service.close();
+  if (!postgres) rmSync(join(databaseUrl.slice('sqlite:'.length), '..'), { recursive: true, force: true });
+});
+
+async function newUpload(): Promise<string> {
+  const res = await service.request('POST', UPLOADS, { body: {} });
+  expect(res.status).toBe(201);
+  return res.body.id;
+}
+
+/** The upload as a client sees it: status and ETag. */
+async function uploadState(id: string): Promise<{ status: string; etag: string }> {
+  const res = await service.get(`${UPLOADS}/${id}`);
+  expect(res.status).toBe(200);
+  expect(res.body['@odata.etag']).toBe(res.headers.get('etag'));
+  return { status: res.body.status, etag: res.headers.get('etag')! };
+}
+
+const ids = () => `00000000-0000-4000-8000-${String(++serial).padStart(12, '0')}`;
+
+/** Inserts devices with the given import status (model names) into an upload (or the live collection: null), in one statement. */
+async function insertDevices(uploadId: string | null, statuses: string[], on: RawSql = raw): Promise<string[]> {
+  const made = statuses.map(() => ids());
+  const values = statuses.map(() => `(?, 'default', ?, ?, ?, 0, 1)`).join(', ');
+  const params = statuses.flatMap((s, i) => [made[i], uploadId, `RAW-${made[i]}`, importStatus(s)]);
+  await on.query(
+    `INSERT INTO ${DEVICE} ("id", "tenantId", "uploadId", "serialNumber", "stateDeviceImportStatus", "stateDeviceErrorCode", "version") VALUES ${values}`,
+    params,
+  );
+  return made;
+}
+
+const setStatus = (id: string, status: string, on: RawSql = raw) =>
+  on.query(`UPDATE ${DEVICE} SET "stateDeviceImportStatus" = ?, "version" = "version" + 1 WHERE "id" = ?`, [importStatus(status), id]);
+
+describe('an upload written to by raw SQL outside the service', () => {
+  it('follows its devices, with a new ETag exactly when its status changes', async () => {
+    // arrange
+    const upload = await newUpload();
+    const other = await newUpload();
+    let a = '';
+    let b = '';
+    const steps: [string, () => Promise<unknown>, string, boolean][] = [
+      ['insert a unknown', async () => ([a] = await insertDevices(upload, ['unknown'])), 'pending', true],
+      ['insert b pending', async () => ([b] = await insertDevices(upload, ['pending'])), 'pending', false],
+      ['a → complete (b still pending)', () => setStatus(a, 'complete'), 'pending', false],
+      ['b → error', () => setStatus(b, 'error'), 'error', true],
+      ['a groupTag only', () => raw.query(`UPDATE ${DEVICE} SET "groupTag" = 'lab' WHERE "id" = ?`, [a]), 'error', false],
+      ['b → partial', () => setStatus(b, 'partial'), 'pending', true],
+      ['b → complete', () => setStatus(b, 'complete'), 'complete', true],
+      ['b → complete again', () => setStatus(b, 'complete'), 'complete', false],
+      ['a live device (no upload), unknown', () => insertDevices(null, ['unknown']), 'complete', false],
+      ['a device of another upload, error', () => insertDevices(other, ['error']), 'complete', false],
+      ['delete b', () => raw.query(`DELETE FROM ${DEVICE} WHERE "id" = ?`, [b]), 'complete', false],
+      ['delete a', () => raw.query(`DELETE FROM ${DEVICE} WHERE "id" = ?`, [a]), 'noUpload', true],
+    ];
+    let before = await uploadState(upload);
+    expect(before.status).toBe('noUpload');
+
+    for (const [step, act, status, changes] of steps) {
+      // act
+      await act();
+      // assert
+      const after = await uploadState(upload);
+      expect({ step, status: after.status, etagChanged: after.etag !== before.etag }).toEqual({ step, status, etagChanged: changes });
+      before = after;
+    }
+    expect((await uploadState(other)).status).toBe('error');
+    const [{ version }] = await raw.query(`SELECT "version" FROM ${UPLOAD} WHERE "id" = ?`, [upload]);
+    expect(Number(version)).toBe(1 + steps.filter(([, , , changes]) => changes).length);
+  });
+
+  // Every member of the device enum, by its number in the model: proves the numbers in the triggers are the model's.
+  it.each([
+    [['unknown'], 'pending'],
+    [['pending'], 'pending'],
+    [['partial'], 'pending'],
+    [['complete'], 'complete'],
+    [['error'], 'error'],
+    [['complete', 'error'], 'error'],
+    [['error', 'unknown'], 'pending'],
+    [['error', 'partial', 'complete'], 'pending'],
+    [['complete', 'complete'], 'complete'],
+  ])('devices %j make the upload %s', async (devices, expected) => {
+    const upload = await newUpload();
+    for (const status of devices) await insertDevices(upload, [status]);
+    expect((await uploadState(upload)).status).toBe(expected);
+  });
+
+  it('moves once for a 500-device insert, once for a 500-device update, once for deleting them all', async () => {
+    // arrange
+    const upload = await newUpload();
+    const versions: number[] = [];
+    const version = async () => versions.push(Number((await raw.query(`SELECT "version" FROM ${UPLOAD} WHERE "id" = ?`, [upload]))[0].version));
+    await version();
+
+    // act
+    await insertDevices(upload, Array(500).fill('unknown'));
+    await version();
+    await raw.query(`UPDATE ${DEVICE} SET "stateDeviceImportStatus" = ? WHERE "uploadId" = ?`, [importStatus('complete'), upload]);
+    await version();
+    await raw.query(`DELETE FROM ${DEVICE} WHERE "uploadId" = ?`, [upload]);
+    await version();
+
+    // assert
+    expect(versions).toEqual([1, 2, 3, 4]);
+    expect((await uploadState(upload)).status).toBe('noUpload');
+  });
+});
+
+onSqlite('SQLite status triggers (migration 1764600000000, numbers written by hand)', () => {
+  it('use the enum numbers of the CSDL model', async () => {
+    const rows = await raw.query(`SELECT name, sql FROM sqlite_master WHERE type = 'trigger' ORDER BY name`);
+    expect(rows).toHaveLength(3);
+    const v = uploadStatusValues();
+    for (const { name, sql } of rows) {
+      const text = String(sql).replace(/\s+/g, ' ');
+      const rule =
+        /CASE WHEN NOT EXISTS \([^)]*\) THEN (\d+) WHEN EXISTS \([^)]* IN \(([\d, ]+)\)\) THEN (\d+) WHEN EXISTS \([^)]* = (\d+)\) THEN (\d+) ELSE (\d+) END/g;
+      const found = [...text.matchAll(rule)];
+      expect({ name, cases: found.length }).toEqual({ name, cases: 2 }); // in SET and in WHERE
+      for (const m of found) {
+        expect({
+          noUpload: Number(m[1]),
+          unfinished: m[2].split(',').map(Number),
+          pending: Number(m[3]),
+          failed: Number(m[4]),
+          error: Number(m[5]),
+          complete: Number(m[6]),
+        }).toEqual({ ...v });
+      }
+    }
+  });
+});
+
+onPostgres('PostgreSQL status triggers', () => {
+  it('are statement triggers whose function holds the rule with the model\'s numbers', async () => {
+    const triggers = await raw.query(
+      `SELECT tgname FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid
+       WHERE c.relnamespace = current_schema()::regnamespace AND NOT t.tgisinternal ORDER BY tgname`,
+    );
+    expect(triggers.map((t) => t.tgname)).toEqual([
+      'TR_device_delete_upload_status',
+      'TR_device_insert_upload_status',
+      'TR_device_truncate_upload_status',
+      'TR_device_update_upload_status',
+    ]);
+    const [fn] = await raw.query(`SELECT prosrc FROM pg_proc WHERE oid = '"FN_device_upload_status"'::regproc`);
+    expect(fn.prosrc).toBe(uploadStatusFunctionBody());
+  });
+
+  it('run the recompute once per statement, not once per row', async () => {
+    // arrange
+    const upload = await newUpload();
+    const client = raw.client!;
+    await client.query('BEGIN');
+    await client.query(`SET LOCAL track_functions = 'pl'`);
+    const calls = async () =>
+      Number((await client.query(`SELECT pg_stat_get_xact_function_calls('"FN_device_upload_status"'::regproc) AS n`)).rows[0].n);
+
+    // act
+    await insertDevices(upload, Array(500).fill('unknown'));
+    const afterInsert = await calls();
+    await raw.query(`UPDATE ${DEVICE} SET "stateDeviceImportStatus" = ? WHERE "uploadId" = ?`, [importStatus('error'), upload]);
+    const afterUpdate = await calls();
+    await client.query('COMMIT');
+
+    // assert
+    expect([afterInsert, afterUpdate]).toEqual([1, 2]);
+    expect((await uploadState(upload)).status).toBe('error');
+  });
+
+  it('start from the right status when they are installed', async () => {
+    // arrange: a database one migration behind, with an upload whose status lags behind its device
+    const url = await freshDatabaseUrl();
+    const before = new DataSource({ ...dataSourceOptions(url), migrations: MIGRATIONS.slice(0, -1) });
+    await before.initialize();
+    await before.runMigrations();
+    await before.query(`INSERT INTO ${UPLOAD} ("id", "tenantId", "createdDateTimeUtc", "status", "version") VALUES ('u-1', 'default', 0, 0, 1)`);
+    await before.query(
+      `INSERT INTO ${DEVICE} ("id", "tenantId", "uploadId", "stateDeviceImportStatus", "version") VALUES ('d-1', 'default', 'u-1', $1, 1)`,
+      [importStatus('error')],
+    );
+    await before.destroy();
+
+    // act
+    const after = new DataSource(dataSourceOptions(url));
+    await after.initialize();
+    await after.runMigrations();
+    const [upload] = await after.query(`SELECT "status", "version" FROM ${UPLOAD} WHERE "id" = 'u-1'`);
+    await after.destroy();
+    await dropSchema(url);
+
+    // assert
+    expect(upload).toEqual({ status: uploadStatusValues().error, version: 2 });
+  });
+
+  it('follow a write from a session whose search_path is another schema', async () => {
+    const upload = await newUpload();
+    const schema = /search_path=([a-z0-9_]+)/.exec(decodeURIComponent(databaseUrl))![1];
+    const elsewhere = new Client({ connectionString: process.env.DATABASE_URL });
+    await elsewhere.connect();
+    try {
+      await elsewhere.query(
+        `INSERT INTO "${schema}".${DEVICE} ("id", "tenantId", "uploadId", "stateDeviceImportStatus", "version") VALUES ($1, 'default', $2, $3, 1)`,
+        [ids(), upload, importStatus('complete')],
+      );
+    } finally {
+      await elsewhere.end();
+    }
+    expect((await uploadState(upload)).status).toBe('complete');
+  });
+
+  it('follow a device moved to another upload, and a TRUNCATE', async () => {
+    // arrange
+    const from = await newUpload();
+    const to = await newUpload();
+    const [a] = await insertDevices(from, ['error']);
+    await insertDevices(to, ['complete']);
+
+    // act / assert
+    await raw.query(`UPDATE ${DEVICE} SET "uploadId" = ? WHERE "id" = ?`, [to, a]);
+    expect([(await uploadState(from)).status, (await uploadState(to)).status]).toEqual(['noUpload', 'error']);
+    await raw.query(`TRUNCATE ${DEVICE}`);
+    expect([(await uploadState(from)).status, (await uploadState(to)).status]).toEqual(['noUpload', 'noUpload']);
+  });
+
+  describe('with two connections writing one upload in overlapping transactions (READ COMMITTED)', () => {
+    let first: RawSql;
+    let second: RawSql;
+    let secondPid: number;
+    beforeEach(async () => {
+      first = await connect(databaseUrl);
+      second = await connect(databaseUrl);
+      [{ pid: secondPid }] = await second.query('SELECT pg_backend_pid() AS pid');
+    });
+    afterEach(async () => {
+      await first.close();
+      await second.close();
+    });
+
+    /** Resolves once the second connection is blocked on a lock (the upload row the first one holds). */
+    async function secondWaits(): Promise<void> {
+      for (let i = 0; i < 500; i++) {
+        const [row] = await raw.query(`SELECT wait_event_type FROM pg_stat_activity WHERE pid = ?`, [secondPid]);
+        if (row?.wait_event_type === 'Lock') return;
+        await new Promise((r) => setTimeout(r, 10));
+      }
+      throw new Error('the second writer never waited for the first');
+    }
+
+    it('counts the device the first committed while the second waited (insert, insert)', async () => {
+      // arrange
+      const upload = await newUpload();
+
+      // act: the first inserts a failed device and holds the upload; the second inserts a complete one meanwhile
+      await first.query('BEGIN');
+      await insertDevices(upload, ['error'], first);
+      await second.query('BEGIN');
+      const secondInsert = insertDevices(upload, ['complete'], second);
+      await secondWaits();
+      await first.query('COMMIT');
+      await secondInsert;
+      await second.query('COMMIT');
+
+      // assert: the second's statement began before the first committed; a snapshot from then would say complete
+      expect((await uploadState(upload)).status).toBe('error');
+      const [{ version }] = await raw.query(`SELECT "version" FROM ${UPLOAD} WHERE "id" = ?`, [upload]);
+      expect(Number(version)).toBe(2); // noUpload → error, once
+    });
+
+    it('is not stale after two devices complete in overlapping transactions (update, update)', async () => {
+      // arrange: two unfinished devices
+      const upload = await newUpload();
+      const [a, b] = await insertDevices(upload, ['unknown', 'pending']);
+
+      // act: each completes one device; without the lock each would still see the other's device unfinished
+      await first.query('BEGIN');
+      await second.query('BEGIN');
+      await setStatus(a, 'complete', first);
+      const secondUpdate = setStatus(b, 'complete', second);
+      await secondWaits();
+      await first.query('COMMIT');
+      await secondUpdate;
+      await second.query('COMMIT');
+
+      // assert
+      expect((await uploadState(upload)).status).toBe('complete');
+    });
+
+    it('ends right after many racing transactions of both connections', async () => {
+      // arrange
+      const upload = await newUpload();
+      const statuses = ['unknown', 'pending', 'partial', 'complete', 'error'];
+      let seed = 7;
+      const pick = <T>(items: T[]) => items[(seed = (seed * 1103515245 + 12345) % 2147483648) % items.length];
+      const expected = async () => {
+        const rows = await raw.query(`SELECT "stateDeviceImportStatus" AS s FROM ${DEVICE} WHERE "uploadId" = ?`, [upload]);
+        const has = (...names: string[]) => rows.some((r) => names.map(importStatus).includes(Number(r.s)));
+        if (rows.length === 0) return 'noUpload';
+        return has('unknown', 'pending', 'partial') ? 'pending' : has('error') ? 'error' : 'complete';
+      };
+
+      // act: each connection writes only its own devices (so they never wait for each other's device rows)
+      const mine: string[][] = [[], []];
+      for (let round = 0; round < 15; round++) {
+        await Promise.all(
+          [first, second].map(async (w, n) => {
+            await w.query('BEGIN');
+            const action = mine[n].length === 0 ? 'insert' : pick(['insert', 'update', 'update', 'delete']);
+            if (action === 'insert') mine[n].push(...(await insertDevices(upload, [pick(statuses)], w)));
+            else if (action === 'update') await setStatus(pick(mine[n]), pick(statuses), w);
+            else await w.query(`DELETE FROM ${DEVICE} WHERE "id" = ?`, [mine[n].pop()]);
+            if (pick([true, false])) await setStatus(pick(mine[n].length ? mine[n] : [ids()]), pick(statuses), w);
+            await w.query('COMMIT');
+          }),
+        );
+        // assert, at every quiet point
+        expect({ round, status: (await uploadState(upload)).status }).toEqual({ round, status: await expected() });
+      }
+    });
+  });
+});
