@@ -22,6 +22,8 @@ export interface Config {
   syncMinIntervalS: number;
   /** SYNC_DURATION_MS: how long an Autopilot sync runs (409 to another sync meanwhile). */
   syncDurationMs: number;
+  /** FAULT_RATE and LATENCY_MS: simulated faults and latency for clients' resilience tests (off by default). */
+  simulation: Simulation;
   auth: AuthConfig;
   throttle: { reads: Rate; writes: Rate };
 }
@@ -37,6 +39,7 @@ export interface AuthConfig {
 }
 
 import { dirname, join } from 'node:path';
+import { parseLatency, Simulation } from './http/simulation';
 import { parseRate, Rate } from './auth/throttle';
 
 export class ConfigError extends Error {}
@@ -48,6 +51,14 @@ function integer(env: NodeJS.ProcessEnv, name: string, fallback: number, min: nu
   const value = Number(raw);
   if (value < min || value > max) throw new ConfigError(`${name} must be between ${min} and ${max}, got ${value}`);
   return value;
+}
+
+function latency(raw: string | undefined) {
+  try {
+    return parseLatency(raw);
+  } catch (err) {
+    throw new ConfigError((err as Error).message);
+  }
 }
 
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
@@ -112,5 +123,6 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     importDelayMs: integer(env, 'IMPORT_DELAY_MS', 2000, 0, 3600000),
     syncMinIntervalS: integer(env, 'SYNC_MIN_INTERVAL_S', 600, 0, 86400),
     syncDurationMs: integer(env, 'SYNC_DURATION_MS', 2000, 0, 3600000),
+    simulation: { faultRate: integer(env, 'FAULT_RATE', 0, 0, 100), latency: latency(env.LATENCY_MS) },
   };
 }

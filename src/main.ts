@@ -2,6 +2,7 @@ import 'reflect-metadata';
 import pino from 'pino';
 import { ConfigError, loadConfig } from './config';
 import { Database } from './db/database';
+import { describeSimulation } from './http/simulation';
 import { createApp } from './server';
 import { mintToken, setupAuth } from './auth';
 
@@ -38,6 +39,11 @@ async function main() {
       `  curl -H "Authorization: Bearer $TOKEN" ${url}/deviceManagement/importedWindowsAutopilotDeviceIdentities\n`;
   } else if (config.auth.mode === 'disabled') {
     banner += `\nAuthentication is DISABLED (AUTH_DISABLED=1).\n  curl ${url}/deviceManagement/importedWindowsAutopilotDeviceIdentities\n`;
+  }
+  const simulation = describeSimulation(config.simulation);
+  if (simulation) {
+    logger.warn({ simulation: config.simulation }, simulation);
+    banner += `\n${simulation}\n`;
   }
   console.log(banner);
 

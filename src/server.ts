@@ -23,6 +23,7 @@ import { checkContentType, checkVersions, JsonFormat, negotiateJson, negotiateMe
 import { splitQuery } from './odata/query';
 import { ODataRequest, Reply } from './odata/request';
 import { splitPath } from './odata/resource-path';
+import { simulate } from './http/simulation';
 import { Router } from './odata/router';
 import { Controllers, mounts } from './routes';
 
@@ -95,6 +96,7 @@ export function createApp(
     settings,
   };
   const router = new Router(model(), mounts(controllers));
+  const simulating = config.simulation.faultRate > 0 || config.simulation.latency !== undefined;
   const metadataJson = JSON.stringify(model().json);
 
   function send(res: ServerResponse, status: number, headers: Record<string, string>, body?: string | Buffer) {
@@ -146,6 +148,7 @@ export function createApp(
     const { tenantId } = await authenticate(req, method !== 'GET' && method !== 'HEAD');
     const route = router.resolve(segments);
     if (!route) throw new ODataError('ResourceNotFound', `Resource not found for '${pathname}'.`);
+    if (simulating) await simulate(config.simulation);
     // HEAD is GET without the body (Node drops the body of a HEAD response).
     const handler = route.methods.get(method) ?? (method === 'HEAD' ? route.methods.get('GET') : undefined);
     if (!handler) {

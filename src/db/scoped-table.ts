@@ -93,8 +93,9 @@ export class ScopedTable {
   async lockAll(manager: EntityManager, scope: Scope, ids: string[]): Promise<void> {
     if (!this.db.dialect.forUpdate || ids.length === 0) return;
     const params: unknown[] = [];
+    const where = this.scopeSql(scope, params, 't');
     const keys = [...new Set(ids)].sort().map((id) => this.placeholder(params.push(id)));
-    const sql = `SELECT t.${q('id')} FROM ${this.table} t WHERE ${this.scopeSql(scope, params, 't')} AND t.${q('id')} IN (${keys.join(', ')}) ORDER BY t.${q('id')}${this.db.dialect.forUpdate}`;
+    const sql = `SELECT t.${q('id')} FROM ${this.table} t WHERE ${where} AND t.${q('id')} IN (${keys.join(', ')}) ORDER BY t.${q('id')}${this.db.dialect.forUpdate}`;
     await this.db.run(manager, sql, params);
   }
 
