@@ -26,8 +26,6 @@ export interface SyncTiming {
  * when read after its duration (no timer to lose on a restart).
  */
 export class AutopilotSettingsController extends EntitySetController {
-  private readonly ensured = new Set<string>();
-
   constructor(
     table: ScopedTable,
     private readonly timing: SyncTiming,
@@ -36,12 +34,8 @@ export class AutopilotSettingsController extends EntitySetController {
   }
 
   /** The tenant's settings id (created on first access). */
-  async ensure(tenantId: string): Promise<string> {
-    const id = nameBasedId(`windowsAutopilotSettings:${tenantId}`);
-    if (this.ensured.has(tenantId)) return id;
-    await this.db.write((m) => this.table.insert(m, [this.table.newRow({ columns: { tenantId } }, id, this.newEntity().record)], true));
-    this.ensured.add(tenantId);
-    return id;
+  ensure(tenantId: string): Promise<string> {
+    return this.ensureMember({ columns: { tenantId } }, nameBasedId(`windowsAutopilotSettings:${tenantId}`), this.newEntity().record);
   }
 
   protected override writable(): string[] {

@@ -25,8 +25,6 @@ const nowSeconds = () => Math.floor(Date.now() / 1000) * 1000;
  * `deviceIdentities`, the default upload, and the `autopilotDeviceStream` function.
  */
 export class UploadsController extends EntitySetController {
-  private readonly ensuredDefaults = new Set<string>();
-
   constructor(
     uploads: ScopedTable,
     private readonly devices: ScopedTable,
@@ -41,13 +39,8 @@ export class UploadsController extends EntitySetController {
   }
 
   /** Creates the tenant's default upload if it is not there yet; creating it twice is harmless. */
-  async ensureDefault(tenantId: string): Promise<string> {
-    const id = defaultUploadId(tenantId);
-    if (this.ensuredDefaults.has(tenantId)) return id;
-    const row = this.table.newRow({ columns: { tenantId } }, id, this.newEntity().record);
-    await this.db.write((m) => this.table.insert(m, [row], true));
-    this.ensuredDefaults.add(tenantId);
-    return id;
+  ensureDefault(tenantId: string): Promise<string> {
+    return this.ensureMember({ columns: { tenantId } }, defaultUploadId(tenantId), this.newEntity().record);
   }
 
   /** 404 unless the upload exists in the tenant. */

@@ -146,6 +146,16 @@ export abstract class EntitySetController extends ODataController {
 
   // ---- shared machinery ----
 
+  private readonly ensured = new Set<string>();
+
+  /** Creates a member with a well-known id (a tenant's singleton) unless it exists; creating it twice is harmless. */
+  protected async ensureMember(scope: SetScope, id: string, record: EntityRecord): Promise<string> {
+    if (this.ensured.has(id)) return id;
+    await this.db.write((m) => this.table.insert(m, [this.table.newRow(scope, id, record)], true));
+    this.ensured.add(id);
+    return id;
+  }
+
   protected notFound(key: string): ODataError {
     return new ODataError('ResourceNotFound', `${this.type.name} '${key}' was not found.`);
   }
