@@ -218,6 +218,26 @@ export class Database {
     return rows.map((r) => r.id);
   }
 
+  /**
+   * `claim` for a queue: claims up to `limit` rows of `table` matching `where` for the calling transaction, in
+   * `orderBy` order, and returns their `columns` (FOR UPDATE SKIP LOCKED on PostgreSQL, as `claim`). The import
+   * worker's seam: the oldest due devices first. Column names are the caller's constants, never request input.
+   */
+  async claimRows(
+    manager: EntityManager,
+    table: string,
+    columns: readonly string[],
+    where: string,
+    params: unknown[],
+    orderBy: readonly string[],
+    limit: number,
+  ): Promise<Record<string, unknown>[]> {
+    const lock = this.dialect.name === 'postgres' ? ' FOR UPDATE SKIP LOCKED' : '';
+    const list = (names: readonly string[]) => names.map((name) => `"${name}"`).join(', ');
+    const sql = `SELECT ${list(columns)} FROM "${table}" WHERE ${where} ORDER BY ${list(orderBy)} LIMIT ${Math.max(1, Math.floor(limit))}${lock}`;
+    return (await this.run(manager, sql, params)).rows;
+  }
+
   private readonly statements = new Map<string, SqliteStatement>();
 
   /**
