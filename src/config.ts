@@ -16,8 +16,8 @@ export interface Config {
   dbStatementTimeoutMs: number;
   /** How long SIGTERM waits for in-flight requests before closing their connections. */
   shutdownTimeoutMs: number;
-  /** IMPORT_DELAY_MS: how long after it was stored an imported device is processed. */
-  importDelayMs: number;
+  /** The import worker: IMPORT_WORKER (on/off), IMPORT_DELAY_MS, IMPORT_BATCH_SIZE, IMPORT_POLL_MS. */
+  importWorker: { enabled: boolean; delayMs: number; batchSize: number; pollMs: number };
   /** SYNC_MIN_INTERVAL_S: the shortest time between two Autopilot syncs of a tenant (429 within it). */
   syncMinIntervalS: number;
   /** SYNC_DURATION_MS: how long an Autopilot sync runs (409 to another sync meanwhile). */
@@ -51,6 +51,14 @@ function integer(env: NodeJS.ProcessEnv, name: string, fallback: number, min: nu
   const value = Number(raw);
   if (value < min || value > max) throw new ConfigError(`${name} must be between ${min} and ${max}, got ${value}`);
   return value;
+}
+
+function onOff(env: NodeJS.ProcessEnv, name: string, fallback: boolean): boolean {
+  const raw = env[name];
+  if (raw === undefined || raw === '') return fallback;
+  if (/^(on|true|1)$/i.test(raw)) return true;
+  if (/^(off|false|0)$/i.test(raw)) return false;
+  throw new ConfigError(`${name} must be on or off, got '${raw}'`);
 }
 
 function latency(raw: string | undefined) {
@@ -120,7 +128,12 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     dbPoolSize: integer(env, 'DB_POOL_SIZE', 10, 1, 1000),
     dbStatementTimeoutMs: integer(env, 'DB_STATEMENT_TIMEOUT_MS', 15000, 1, 3600000),
     shutdownTimeoutMs: integer(env, 'SHUTDOWN_TIMEOUT_MS', 10000, 0, 600000),
-    importDelayMs: integer(env, 'IMPORT_DELAY_MS', 2000, 0, 3600000),
+    importWorker: {
+      enabled: onOff(env, 'IMPORT_WORKER', true),
+      delayMs: integer(env, 'IMPORT_DELAY_MS', 2000, 0, 3600000),
+      batchSize: integer(env, 'IMPORT_BATCH_SIZE', 500, 1, 10000),
+      pollMs: integer(env, 'IMPORT_POLL_MS', 1000, 1, 600000),
+    },
     syncMinIntervalS: integer(env, 'SYNC_MIN_INTERVAL_S', 600, 0, 86400),
     syncDurationMs: integer(env, 'SYNC_DURATION_MS', 2000, 0, 3600000),
     simulation: { faultRate: integer(env, 'FAULT_RATE', 0, 0, 100), latency: latency(env.LATENCY_MS) },

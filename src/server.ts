@@ -4,6 +4,7 @@ import { Duplex } from 'node:stream';
 import JSON5 from 'json5';
 import pino, { Logger } from 'pino';
 import { Config } from './config';
+import { ImportWorker, startImportWorker } from './autopilot/import-worker';
 import { REGISTERED_DEVICE } from './autopilot/registered-device';
 import { AutopilotSettingsController } from './controllers/autopilot-settings.controller';
 import { DeviceIdentitiesController } from './controllers/device-identities.controller';
@@ -47,6 +48,8 @@ export interface App {
   server: Server;
   db: Database;
   logger: Logger;
+  /** The import worker, unless IMPORT_WORKER=off. */
+  worker?: ImportWorker;
   close(): Promise<void>;
 }
 
@@ -96,6 +99,9 @@ export function createApp(
     settings,
   };
   const router = new Router(model(), mounts(controllers));
+  // Imports are processed in the background; a commit of new devices wakes the worker.
+  const worker = config.importWorker.enabled ? startImportWorker(db, logger, config.importWorker) : undefined;
+  if (worker) controllers.devices.onCreated = worker.kick;
   const simulating = config.simulation.faultRate > 0 || config.simulation.latency !== undefined;
   const metadataJson = JSON.stringify(model().json);
 
@@ -275,9 +281,11 @@ export function createApp(
     server,
     db,
     logger,
+    worker,
     async close() {
       await new Promise<void>((resolve) => server.close(() => resolve()));
       if (inFlight > 0) await new Promise<void>((resolve) => (drained = resolve));
+      await worker?.stop();
       await db.close();
     },
   };

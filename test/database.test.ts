@@ -65,7 +65,7 @@ describe('database settings', () => {
       const claims = await Promise.all(
         [0, 1].map(() =>
           db.write(async (m) => {
-            const ids = await db.claim(m, TABLE, `"stateDeviceImportStatus" = 1`, [], 4);
+            const ids = (await db.claimRows(m, TABLE, ['id'], `"stateDeviceImportStatus" = 1`, [], ['id'], 4)).map((r) => String(r.id));
             await new Promise((resolve) => setTimeout(resolve, 100)); // hold the rows while the other claims
             // a worker marks what it took, in the same transaction
             const list = ids.map((id) => `'${id}'`).join(', ');

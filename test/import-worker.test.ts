@@ -1,8 +1,8 @@
 import pino from 'pino';
 import { WindowsAutopilotDeviceIdentity } from '../entities/WindowsAutopilotDeviceIdentity';
 import { Database } from '../src/db/database';
-import { ImportWorker, ImportWorkerOptions, startImportWorker } from '../src/import/import-worker';
-import { REGISTERED_DEVICE_TYPE } from '../src/import/registered-device';
+import { ImportWorker, ImportWorkerOptions, startImportWorker } from '../src/autopilot/import-worker';
+import { REGISTERED_DEVICE } from '../src/autopilot/registered-device';
 import { Binding } from '../src/odata/binding';
 import { entityType } from '../src/odata/model';
 import { entityToJson } from '../src/odata/serialize';
@@ -69,7 +69,7 @@ async function runWorker(options: Partial<ImportWorkerOptions> = {}, database: D
 
 /** A registered device as its controller will serve it: read with SQL, mapped through the CSDL binding. */
 async function registered(id: string): Promise<Record<string, unknown> | undefined> {
-  const type = entityType(REGISTERED_DEVICE_TYPE);
+  const type = entityType(REGISTERED_DEVICE);
   const binding = new Binding(type, db.dataSource, WindowsAutopilotDeviceIdentity);
   const [row] = await db.dataSource.query(`SELECT * FROM "${REGISTERED}" WHERE "id" = ${p(1)}`, [id]);
   return row && { tenantId: row.tenantId, ...entityToJson(type, binding.fromRow(row), undefined) };

@@ -41,10 +41,12 @@ describe('registered devices', () => {
       lastContactedDateTime: MIN_DATE,
       remediationState: 'unknown',
       userlessEnrollmentStatus: 'unknown',
-      userPrincipalName: null,
-      azureActiveDirectoryDeviceId: null,
+      userPrincipalName: '',
+      managedDeviceId: '00000000-0000-0000-0000-000000000000',
     });
     expect(res.body.id).toMatch(GUID);
+    expect(res.body.azureActiveDirectoryDeviceId).toMatch(GUID);
+    expect(res.body.azureAdDeviceId).toBe(res.body.azureActiveDirectoryDeviceId);
   });
 
   it('lists with contains(serialNumber,…) as the scripts send it (slash before ?, quote unencoded), and pages', async () => {

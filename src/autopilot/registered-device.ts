@@ -1,37 +1,80 @@
+import { randomUUID } from 'node:crypto';
 import { GRAPH_MIN_DATE_MS } from '../../entities/column-types';
 import { EntityRecord, Value } from '../odata/binding';
-import { entityType, enumType, NAMESPACE } from '../odata/model';
+import { enumType, NAMESPACE } from '../odata/model';
 
+/** microsoft.graph.windowsAutopilotDeviceIdentity: the registered Autopilot device an import creates. */
 export const REGISTERED_DEVICE = `${NAMESPACE}.windowsAutopilotDeviceIdentity`;
 
-/** Values a fresh registration has where Graph's CSDL allows no null (what Graph shows for a device never enrolled). */
-const INITIAL: Record<string, { enum: string; member: string }> = {
-  enrollmentState: { enum: 'enrollmentState', member: 'notContacted' },
-  deploymentProfileAssignmentStatus: { enum: 'windowsAutopilotProfileAssignmentStatus', member: 'notAssigned' },
-  deploymentProfileAssignmentDetailedStatus: { enum: 'windowsAutopilotProfileAssignmentDetailedStatus', member: 'none' },
-  remediationState: { enum: 'windowsAutopilotDeviceRemediationState', member: 'unknown' },
-  userlessEnrollmentStatus: { enum: 'windowsAutopilotUserlessEnrollmentStatus', member: 'unknown' },
-};
-
-/**
- * A registered Autopilot device's record: the given values, and Graph's defaults for everything else — null where
- * nullable, the members above for non-nullable enums, 0001-01-01T00:00:00Z for dates never set.
- */
-export function newRegisteredDevice(values: Record<string, Value>): EntityRecord {
-  const type = entityType(REGISTERED_DEVICE);
-  const record: EntityRecord = {};
-  for (const [name, property] of type.properties) {
-    if (type.key.includes(name)) continue;
-    if (values[name] !== undefined) record[name] = values[name];
-    else if (property.nullable) record[name] = null;
-    else if (INITIAL[name]) record[name] = enumType(`${NAMESPACE}.${INITIAL[name].enum}`).members.get(INITIAL[name].member)!;
-    else if (property.type.kind === 'enum') record[name] = Math.min(...property.type.members.values());
-    else if (property.type.kind === 'primitive' && property.type.name === 'Edm.DateTimeOffset') record[name] = GRAPH_MIN_DATE_MS;
-    else if (property.type.kind === 'primitive' && property.type.name === 'Edm.Int32') record[name] = 0;
-    else record[name] = '';
-  }
-  return record;
+/** The value of an enum member, by the enum's short name. */
+export function member(enumName: string, name: string): number {
+  const value = enumType(`${NAMESPACE}.${enumName}`).members.get(name);
+  if (value === undefined) throw new Error(`${enumName} has no member ${name}`);
+  return value;
 }
 
-/** The enum value of a member, by the enum's short name. */
-export const member = (enumName: string, name: string) => enumType(`${NAMESPACE}.${enumName}`).members.get(name)!;
+/**
+ * A registered device as Graph returns one that has never contacted Intune, with `values` over it: empty strings
+ * for text it has no value for, the empty GUID for `managedDeviceId` until the device enrolls, 0001-01-01T00:00:00Z
+ * for dates never set, `notContacted` / `notAssigned` / `none` / `unknown` for the states, and a new Entra device id.
+ */
+export function registeredDeviceRecord(values: Record<string, Value>): EntityRecord {
+  const azureAdDeviceId = randomUUID();
+  return {
+    addressableUserName: '',
+    azureActiveDirectoryDeviceId: azureAdDeviceId,
+    azureAdDeviceId,
+    deploymentProfileAssignedDateTime: GRAPH_MIN_DATE_MS,
+    deploymentProfileAssignmentDetailedStatus: member('windowsAutopilotProfileAssignmentDetailedStatus', 'none'),
+    deploymentProfileAssignmentStatus: member('windowsAutopilotProfileAssignmentStatus', 'notAssigned'),
+    deviceAccountPassword: '',
+    deviceAccountUpn: '',
+    deviceFriendlyName: '',
+    displayName: '',
+    enrollmentState: member('enrollmentState', 'notContacted'),
+    groupTag: '',
+    lastContactedDateTime: GRAPH_MIN_DATE_MS,
+    managedDeviceId: '00000000-0000-0000-0000-000000000000',
+    manufacturer: '',
+    model: '',
+    productKey: '',
+    purchaseOrderIdentifier: '',
+    remediationState: member('windowsAutopilotDeviceRemediationState', 'unknown'),
+    remediationStateLastModifiedDateTime: GRAPH_MIN_DATE_MS,
+    resourceName: '',
+    serialNumber: '',
+    skuNumber: '',
+    systemFamily: '',
+    userlessEnrollmentStatus: member('windowsAutopilotUserlessEnrollmentStatus', 'unknown'),
+    userPrincipalName: '',
+    ...values,
+  };
+}
+
+/** The imported device's values a registration copies. */
+export interface ImportedValues {
+  serialNumber: string | null;
+  groupTag: string | null;
+  productKey: string | null;
+  orderIdentifier: string | null;
+  assignedUserPrincipalName: string | null;
+}
+
+/**
+ * The registration Intune makes of a completed import: serial, group tag and product key as imported, the order
+ * identifier as purchaseOrderIdentifier, the assigned user as userPrincipalName and addressableUserName.
+ */
+export function registrationOf(from: ImportedValues): { id: string; record: EntityRecord } {
+  const user = from.assignedUserPrincipalName ?? '';
+  return {
+    id: randomUUID(),
+    record: registeredDeviceRecord({
+      serialNumber: from.serialNumber ?? '',
+      groupTag: from.groupTag ?? '',
+      productKey: from.productKey ?? '',
+      purchaseOrderIdentifier: from.orderIdentifier ?? '',
+      userPrincipalName: user,
+      addressableUserName: user,
+    }),
+  };
+}

@@ -1,6 +1,6 @@
 import * as Edm from '@odata/server/lib/edm';
 import * as odata from '@odata/server/lib/odata';
-import { member, newRegisteredDevice } from '../autopilot/registered-device';
+import { member, registeredDeviceRecord } from '../autopilot/registered-device';
 import { Value } from '../odata/binding';
 import { EntitySetController, NewEntity, SetScope } from '../odata/entity-set.controller';
 import { model } from '../odata/model';
@@ -17,7 +17,8 @@ const parametersOf = (name: string, body: unknown) =>
  */
 export class RegisteredDevicesController extends EntitySetController {
   protected override newEntity(_ctx: ODataRequest, _scope: SetScope, values: Record<string, Value>): NewEntity {
-    return { record: newRegisteredDevice(values) };
+    const given = Object.fromEntries(Object.entries(values).filter(([name]) => name !== 'id'));
+    return { record: registeredDeviceRecord(given) };
   }
 
   /** Sets the properties named by the parameters (userPrincipalName, addressableUserName, groupTag, displayName, …). */

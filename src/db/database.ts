@@ -14,7 +14,7 @@ import { UploadStatusTriggers1764600000000 } from './migrations/1764600000000-Up
 import { DropRedundantIndexes1764700000000 } from './migrations/1764700000000-DropRedundantIndexes';
 import { UploadStatusTriggersPostgres1764800000000 } from './migrations/1764800000000-UploadStatusTriggersPostgres';
 import { RegisteredDevices1764900000000 } from './migrations/1764900000000-RegisteredDevices';
-import { Dialect, dialectFor } from './dialect';
+import { Dialect, dialectFor, quote } from './dialect';
 import { GraphNamingStrategy } from './naming-strategy';
 
 /** The parts of node-sqlite3 that `Database.run` uses (the driver TypeORM opened). */
@@ -205,20 +205,6 @@ export class Database {
   }
 
   /**
-   * Claims up to `limit` rows of `table` matching `where` for the calling transaction: on PostgreSQL with
-   * `FOR UPDATE SKIP LOCKED`, so background workers in several instances never take the same row; on SQLite the
-   * write queue already gives one transaction at a time. The seam the import worker builds on.
-   */
-  async claim(manager: EntityManager, table: string, where: string, params: unknown[], limit: number): Promise<string[]> {
-    const lock = this.dialect.skipLocked;
-    const rows: { id: string }[] = await manager.query(
-      `SELECT "id" FROM "${table}" WHERE ${where} ORDER BY "id" LIMIT ${Math.max(1, Math.floor(limit))}${lock}`,
-      params,
-    );
-    return rows.map((r) => r.id);
-  }
-
-  /**
    * `claim` for a queue: claims up to `limit` rows of `table` matching `where` for the calling transaction, in
    * `orderBy` order, and returns their `columns` (FOR UPDATE SKIP LOCKED on PostgreSQL, as `claim`). The import
    * worker's seam: the oldest due devices first. Column names are the caller's constants, never request input.
@@ -232,9 +218,8 @@ export class Database {
     orderBy: readonly string[],
     limit: number,
   ): Promise<Record<string, unknown>[]> {
-    const lock = this.dialect.name === 'postgres' ? ' FOR UPDATE SKIP LOCKED' : '';
-    const list = (names: readonly string[]) => names.map((name) => `"${name}"`).join(', ');
-    const sql = `SELECT ${list(columns)} FROM "${table}" WHERE ${where} ORDER BY ${list(orderBy)} LIMIT ${Math.max(1, Math.floor(limit))}${lock}`;
+    const list = (names: readonly string[]) => names.map(quote).join(', ');
+    const sql = `SELECT ${list(columns)} FROM ${quote(table)} WHERE ${where} ORDER BY ${list(orderBy)} LIMIT ${Math.max(1, Math.floor(limit))}${this.dialect.skipLocked}`;
     return (await this.run(manager, sql, params)).rows;
   }
 

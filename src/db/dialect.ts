@@ -19,6 +19,12 @@ export interface Dialect {
   readonly skipLocked: string;
   /** `LIMIT` value meaning "no limit", for an OFFSET without a LIMIT. */
   readonly noLimit: number | null;
+  /**
+   * A statement that makes every other transaction taking the same keys wait until this one ends: `$1` an int key
+   * space, `$2` a text array of keys, locked in one global order (no deadlock). Undefined where the engine's single
+   * writer already serialises (SQLite).
+   */
+  readonly lockKeysSql: string | undefined;
   /** Null-safe equality. */
   same(a: string, b: string): string;
   /** The larger of an expression and 0. */
@@ -57,6 +63,7 @@ const sqlite: Dialect = {
   forUpdate: '',
   skipLocked: '',
   noLimit: -1,
+  lockKeysSql: undefined,
   same: (a, b) => `(${a} IS ${b})`,
   atLeastZero: (x) => `max(${x}, 0)`,
   indexOf: (h, n) => `(instr(${h}, ${n}) - 1)`,
@@ -75,6 +82,7 @@ const postgres: Dialect = {
   forUpdate: ' FOR UPDATE',
   skipLocked: ' FOR UPDATE SKIP LOCKED',
   noLimit: null,
+  lockKeysSql: 'SELECT pg_advisory_xact_lock($1, k) FROM (SELECT DISTINCT hashtext(s) AS k FROM unnest($2::text[]) AS s ORDER BY k) AS keys',
   same: (a, b) => `(${a} IS NOT DISTINCT FROM ${b})`,
   atLeastZero: (x) => `GREATEST(${x}, 0)`,
   indexOf: (h, n) => `(strpos(${h}, ${n}) - 1)`,

@@ -35,6 +35,7 @@ export async function spawnService(env: Record<string, string>): Promise<Service
       LOG_LEVEL: 'warn',
       THROTTLE_READS: '1000000/1',
       THROTTLE_WRITES: '1000000/1',
+      IMPORT_WORKER: 'off',
       ...env,
     },
     stdio: ['ignore', 'pipe', 'pipe'],

@@ -87,6 +87,8 @@ export async function startService(env: Record<string, string> = {}, databaseUrl
     AUTH_SECRET: TEST_SECRET,
     THROTTLE_READS: '1000000/1',
     THROTTLE_WRITES: '1000000/1',
+    // Devices stay `unknown` unless a test runs the import worker (IMPORT_WORKER=on, IMPORT_DELAY_MS=0).
+    IMPORT_WORKER: 'off',
     ...env,
   });
   const db = await Database.open(config.databaseUrl);

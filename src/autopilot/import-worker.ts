@@ -3,9 +3,11 @@ import { EntityManager } from 'typeorm';
 import { ImportedWindowsAutopilotDeviceIdentity } from '../../entities/ImportedWindowsAutopilotDeviceIdentity';
 import { WindowsAutopilotDeviceIdentity } from '../../entities/WindowsAutopilotDeviceIdentity';
 import { Database } from '../db/database';
+import { quote as q } from '../db/dialect';
+import { ScopedTable } from '../db/scoped-table';
 import { Binding } from '../odata/binding';
 import { entityType, enumType, TYPE } from '../odata/model';
-import { newRegisteredDevice, REGISTERED_DEVICE_TYPE } from './registered-device';
+import { registrationOf, REGISTERED_DEVICE } from './registered-device';
 
 /**
  * The import worker (SPEC §4, issue 11): processes every imported device — the contained `deviceIdentities` of uploads
@@ -54,51 +56,11 @@ export const IMPORT_ERRORS = {
 /** A hardware hash shorter than this is refused with 802 (SPEC §6). */
 export const MIN_HASH_BYTES = 64;
 
-// ---------------------------------------------------------------------------------------------------------------
-// The SQL that differs between the engines, in one place (to move into src/db/dialect.ts).
-
-export interface WorkerSql {
-  /** The i-th (1-based) bound parameter. */
-  param(i: number): string;
-  /** The database clock in epoch milliseconds (the clock `storedAt` defaults to), as an SQL expression. */
-  nowMs: string;
-  /**
-   * Makes every other transaction that checks one of these serial numbers wait until this one ends, so two instances
-   * never both find a serial free and both register it. PostgreSQL: transaction-scoped advisory locks, taken in one
-   * global order (no deadlock). SQLite: nothing to do, one write transaction runs at a time.
-   */
-  lockSerials(manager: EntityManager, serials: string[]): Promise<void>;
-}
-
-/** Advisory-lock key space of serial numbers (the two-int form; other users of advisory locks pick other spaces). */
+/** Advisory-lock key space of serial numbers (other users of advisory locks pick other spaces). */
 const SERIAL_LOCK_SPACE = 806;
 
-export function workerSql(engine: 'sqlite' | 'postgres'): WorkerSql {
-  if (engine === 'postgres') {
-    return {
-      param: (i) => `$${i}`,
-      nowMs: 'CAST(floor(EXTRACT(EPOCH FROM statement_timestamp()) * 1000) AS bigint)',
-      async lockSerials(manager, serials) {
-        if (serials.length === 0) return;
-        await manager.query(
-          `SELECT pg_advisory_xact_lock($1, k) FROM (SELECT DISTINCT hashtext(s) AS k FROM unnest($2::text[]) AS s ORDER BY k) AS keys`,
-          [SERIAL_LOCK_SPACE, serials],
-        );
-      },
-    };
-  }
-  return {
-    param: () => '?',
-    nowMs: "CAST(unixepoch('subsec') * 1000 AS INTEGER)",
-    lockSerials: async () => undefined,
-  };
-}
 
-// ---------------------------------------------------------------------------------------------------------------
-
-const q = (identifier: string) => `"${identifier}"`;
 /** Rows per statement: within both engines' limits on bound parameters and on VALUES rows (SQLite: under 1000). */
-const INSERT_CHUNK = 100;
 const UPDATE_CHUNK = 250;
 const LOOKUP_CHUNK = 500;
 
@@ -117,9 +79,10 @@ export function startImportWorker(db: Database, logger: WorkerLogger, options: I
   for (const [name, value, min] of [['delayMs', options.delayMs, 0], ['batchSize', options.batchSize, 1], ['pollMs', options.pollMs, 1]] as const) {
     if (!Number.isInteger(value) || value < min) throw new RangeError(`import worker: ${name} must be an integer of at least ${min}, not ${value}`);
   }
-  const sql = workerSql(db.dialect.name);
+  const sql = db.dialect;
   const devices = new Binding(entityType(TYPE.device), db.dataSource, ImportedWindowsAutopilotDeviceIdentity);
-  const registered = new Binding(entityType(REGISTERED_DEVICE_TYPE), db.dataSource, WindowsAutopilotDeviceIdentity);
+  const registered = new Binding(entityType(REGISTERED_DEVICE), db.dataSource, WindowsAutopilotDeviceIdentity);
+  const registeredTable = new ScopedTable(db, registered, WindowsAutopilotDeviceIdentity);
   const importStatus = enumType(TYPE.importStatus).members;
   const status = (name: string) => {
     const value = importStatus.get(name);
@@ -131,7 +94,7 @@ export function startImportWorker(db: Database, logger: WorkerLogger, options: I
   const statusColumn = column('state/deviceImportStatus');
   // The to-do states as literals in ascending order: SQLite uses the partial index IX_device_import_due only for a
   // WHERE term identical to the index's, `IN (0, 1)`.
-  const due = `${statusColumn} IN (${[UNKNOWN, PENDING].sort((a, b) => a - b).join(', ')}) AND "storedAt" <= ${sql.nowMs} - ${sql.param(1)}`;
+  const due = `${statusColumn} IN (${[UNKNOWN, PENDING].sort((a, b) => a - b).join(', ')}) AND "storedAt" <= ${sql.nowEpochMs} - ${sql.placeholder(1)}`;
   const claimed = CLAIMED.map((c) => (c === 'tenantId' ? c : devices.columns.get(c)!.column));
 
   async function registeredTenantsBySerial(manager: EntityManager, serials: string[]): Promise<Map<string, Set<string>>> {
@@ -140,7 +103,7 @@ export function startImportWorker(db: Database, logger: WorkerLogger, options: I
       const chunk = serials.slice(i, i + LOOKUP_CHUNK);
       const rows: { tenantId: string; serialNumber: string }[] = await manager.query(
         `SELECT "tenantId", ${q(registered.columns.get('serialNumber')!.column)} AS "serialNumber" FROM ${q(registered.table)}
-         WHERE ${q(registered.columns.get('serialNumber')!.column)} IN (${chunk.map((_, j) => sql.param(j + 1)).join(', ')})`,
+         WHERE ${q(registered.columns.get('serialNumber')!.column)} IN (${chunk.map((_, j) => sql.placeholder(j + 1)).join(', ')})`,
         chunk,
       );
       for (const row of rows) {
@@ -151,23 +114,13 @@ export function startImportWorker(db: Database, logger: WorkerLogger, options: I
     return found;
   }
 
-  async function insertRegistered(manager: EntityManager, rows: Record<string, unknown>[]): Promise<void> {
-    if (rows.length === 0) return;
-    const columns = Object.keys(rows[0]);
-    for (let i = 0; i < rows.length; i += INSERT_CHUNK) {
-      const params: unknown[] = [];
-      const tuples = rows.slice(i, i + INSERT_CHUNK).map((row) => `(${columns.map((c) => sql.param(params.push(row[c] ?? null))).join(', ')})`);
-      await manager.query(`INSERT INTO ${q(registered.table)} (${columns.map(q).join(', ')}) VALUES ${tuples.join(', ')}`, params);
-    }
-  }
-
   /** Every device's new state in one statement per chunk, its version (ETag) bumped. */
   async function writeOutcomes(manager: EntityManager, outcomes: Outcome[]): Promise<void> {
     for (let i = 0; i < outcomes.length; i += UPDATE_CHUNK) {
       const params: unknown[] = [];
       const tuples = outcomes.slice(i, i + UPDATE_CHUNK).map((o) => {
         const values = [o.id, o.status, o.registrationId, o.errorCode, o.errorName];
-        return `(${values.map((v) => sql.param(params.push(v))).join(', ')})`;
+        return `(${values.map((v) => sql.placeholder(params.push(v))).join(', ')})`;
       });
       await manager.query(
         `UPDATE ${q(devices.table)} SET ${statusColumn} = CAST(v.column2 AS INTEGER), ${column('state/deviceRegistrationId')} = v.column3,
@@ -185,7 +138,8 @@ export function startImportWorker(db: Database, logger: WorkerLogger, options: I
       if (rows.length === 0) return 0;
       const serialOf = (row: Record<string, unknown>) => (typeof row.serialNumber === 'string' && row.serialNumber !== '' ? row.serialNumber : null);
       const serials = [...new Set(rows.map(serialOf).filter((s): s is string => s !== null))];
-      await sql.lockSerials(manager, serials);
+      // Two instances never both find a serial free and both register it.
+      if (sql.lockKeysSql && serials.length) await manager.query(sql.lockKeysSql, [SERIAL_LOCK_SPACE, serials]);
       const registry = await registeredTenantsBySerial(manager, serials);
 
       const outcomes: Outcome[] = [];
@@ -202,7 +156,7 @@ export function startImportWorker(db: Database, logger: WorkerLogger, options: I
         else if (tenants?.has(tenantId)) fail(id, IMPORT_ERRORS.alreadyAssigned);
         else if (tenants && tenants.size > 0) fail(id, IMPORT_ERRORS.otherTenant);
         else {
-          const device = newRegisteredDevice({
+          const device = registrationOf({
             serialNumber: serial,
             groupTag: (row.groupTag as string | null) ?? null,
             productKey: (row.productKey as string | null) ?? null,
@@ -214,7 +168,7 @@ export function startImportWorker(db: Database, logger: WorkerLogger, options: I
           outcomes.push({ id, status: COMPLETE, registrationId: device.id, errorCode: 0, errorName: null });
         }
       }
-      await insertRegistered(manager, registrations);
+      await registeredTable.insert(manager, registrations);
       await writeOutcomes(manager, outcomes);
       logger.debug({ devices: rows.length, registered: registrations.length }, 'import batch processed');
       return rows.length;
