@@ -173,6 +173,8 @@ async function main() {
     child: await start('service', 5801, {
       PORT: '5801', DATABASE_URL: databaseUrl, AUTH_SECRET: SECRET, LOG_LEVEL: 'silent', NODE_ENV: 'production',
       THROTTLE_READS: '100000000/1', THROTTLE_WRITES: '100000000/1',
+      // The bound processes no imports; neither does the service here (import processing is measured on its own).
+      IMPORT_WORKER: 'off',
     }, [join(ROOT, 'dist', 'src', 'main.js')]),
     paths: {
       device: (id) => `/beta/deviceManagement/importedWindowsAutopilotDeviceIdentityUploads/${currentUpload(id)}/deviceIdentities/${id}`,
