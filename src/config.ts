@@ -1,3 +1,5 @@
+import { dirname, join } from 'node:path';
+
 /** Configuration from the environment, validated once at start: a bad value stops the process with a clear message. */
 export interface Config {
   port: number;
@@ -30,10 +32,19 @@ export interface AuthConfig {
   secretFile: string;
 }
 
-import { dirname, join } from 'node:path';
-import { parseRate, Rate } from './auth/throttle';
-
 export class ConfigError extends Error {}
+
+/** A rate: `count` requests per `seconds`, e.g. Graph's Intune enrollment limit of 200 writes per 20 s per tenant. */
+export interface Rate {
+  count: number;
+  seconds: number;
+}
+
+export function parseRate(text: string, name: string): Rate {
+  const m = /^(\d+)\/(\d+)$/.exec(text.trim());
+  if (!m || Number(m[1]) < 1 || Number(m[2]) < 1) throw new ConfigError(`${name} must look like 200/20 (requests per seconds), got '${text}'`);
+  return { count: Number(m[1]), seconds: Number(m[2]) };
+}
 
 function integer(env: NodeJS.ProcessEnv, name: string, fallback: number, min: number, max: number): number {
   const raw = env[name];
@@ -82,12 +93,10 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     issuer: env.AUTH_ISSUER || undefined,
     secretFile: env.AUTH_SECRET_FILE || join(dataDir, 'auth-secret'),
   };
-  let throttle: Config['throttle'];
-  try {
-    throttle = { reads: parseRate(env.THROTTLE_READS || '2000/20', 'THROTTLE_READS'), writes: parseRate(env.THROTTLE_WRITES || '200/20', 'THROTTLE_WRITES') };
-  } catch (err) {
-    throw new ConfigError((err as Error).message);
-  }
+  const throttle: Config['throttle'] = {
+    reads: parseRate(env.THROTTLE_READS || '2000/20', 'THROTTLE_READS'),
+    writes: parseRate(env.THROTTLE_WRITES || '200/20', 'THROTTLE_WRITES'),
+  };
   return {
     auth,
     throttle,

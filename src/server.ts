@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { createServer, IncomingMessage, Server, ServerResponse, STATUS_CODES } from 'node:http';
 import { Duplex } from 'node:stream';
 import pino, { Logger } from 'pino';
+import { anonymous, Authenticate } from './auth/caller';
 import { Config } from './config';
 import { DeviceIdentitiesController } from './controllers/device-identities.controller';
 import { UploadsController } from './controllers/uploads.controller';
@@ -22,17 +23,6 @@ import { Routes } from './routes';
 export const BODY_LIMIT = 4 * 1024 * 1024;
 
 const BODY_METHODS = new Set(['POST', 'PATCH', 'PUT']);
-
-/** Who is calling: the tenant every query is scoped by. Resolved per request by `authenticate`. */
-export interface Caller {
-  tenantId: string;
-}
-
-/** Turns a request into a Caller or throws a 401/403 ODataError. `write` is true for methods that change data. */
-export type Authenticate = (req: IncomingMessage, write: boolean) => Promise<Caller>;
-
-/** No authentication: everything belongs to tenant `default`. */
-export const anonymous: Authenticate = async () => ({ tenantId: 'default' });
 
 export interface App {
   server: Server;

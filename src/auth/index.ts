@@ -1,7 +1,7 @@
 import { Logger } from 'pino';
 import { AuthConfig, Config } from '../config';
-import { anonymous, Authenticate } from '../server';
 import { createAuthenticator } from './authenticate';
+import { anonymous, Authenticate } from './caller';
 import { withThrottling } from './throttle';
 import { localSecret, mintToken } from './tokens';
 

@@ -1,17 +1,6 @@
 import { ODataError } from '../odata/errors';
-import type { Authenticate } from '../server';
-
-/** A rate: `count` requests per `seconds`, e.g. Graph's Intune enrollment limit of 200 writes per 20 s per tenant. */
-export interface Rate {
-  count: number;
-  seconds: number;
-}
-
-export function parseRate(text: string, name: string): Rate {
-  const m = /^(\d+)\/(\d+)$/.exec(text.trim());
-  if (!m || Number(m[1]) < 1 || Number(m[2]) < 1) throw new Error(`${name} must look like 200/20 (requests per seconds), got '${text}'`);
-  return { count: Number(m[1]), seconds: Number(m[2]) };
-}
+import type { Rate } from '../config';
+import type { Authenticate } from './caller';
 
 /** Token buckets per key: each holds `count` tokens and refills continuously at count/seconds per second. */
 export class TokenBuckets {
