@@ -19,7 +19,14 @@ export interface Config {
   /** How long SIGTERM waits for in-flight requests before closing their connections. */
   shutdownTimeoutMs: number;
   auth: AuthConfig;
-  throttle: { reads: Rate; writes: Rate };
+  throttle: ThrottleConfig;
+}
+
+export interface ThrottleConfig {
+  reads: Rate;
+  writes: Rate;
+  /** Where the per-tenant counters live: this process's memory, the service's PostgreSQL database, or Redis. */
+  store: { kind: 'memory' } | { kind: 'postgres'; databaseUrl: string } | { kind: 'redis'; url: string };
 }
 
 export interface AuthConfig {
@@ -44,6 +51,32 @@ export function parseRate(text: string, name: string): Rate {
   const m = /^(\d+)\/(\d+)$/.exec(text.trim());
   if (!m || Number(m[1]) < 1 || Number(m[2]) < 1) throw new ConfigError(`${name} must look like 200/20 (requests per seconds), got '${text}'`);
   return { count: Number(m[1]), seconds: Number(m[2]) };
+}
+
+/** A URL with its password replaced, for messages and logs. */
+export function redact(url: string): string {
+  return url.replace(/^([a-z][a-z0-9+.-]*:\/\/[^:@/]*):[^@/]*@/i, '$1:***@');
+}
+
+function throttleStore(env: NodeJS.ProcessEnv, databaseUrl: string): ThrottleConfig['store'] {
+  const raw = env.THROTTLE_STORE || 'memory';
+  if (raw === 'memory') return { kind: 'memory' };
+  if (raw === 'postgres') {
+    if (!databaseUrl.startsWith('postgres')) {
+      throw new ConfigError('THROTTLE_STORE=postgres keeps the counters in the service\'s own database, so DATABASE_URL must be postgres://…');
+    }
+    return { kind: 'postgres', databaseUrl };
+  }
+  let url: URL | undefined;
+  try {
+    url = new URL(raw);
+  } catch {
+    url = undefined;
+  }
+  if (!url || !['redis:', 'rediss:'].includes(url.protocol) || !url.hostname || !/^(\/\d*)?$/.test(url.pathname) || url.search || url.hash) {
+    throw new ConfigError(`THROTTLE_STORE must be memory, postgres or redis://host:port[/db], got '${redact(raw)}'`);
+  }
+  return { kind: 'redis', url: raw };
 }
 
 function integer(env: NodeJS.ProcessEnv, name: string, fallback: number, min: number, max: number): number {
@@ -96,6 +129,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   const throttle: Config['throttle'] = {
     reads: parseRate(env.THROTTLE_READS || '2000/20', 'THROTTLE_READS'),
     writes: parseRate(env.THROTTLE_WRITES || '200/20', 'THROTTLE_WRITES'),
+    store: throttleStore(env, databaseUrl),
   };
   return {
     auth,

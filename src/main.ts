@@ -22,7 +22,7 @@ async function main() {
     poolSize: config.dbPoolSize,
     statementTimeoutMs: config.dbStatementTimeoutMs,
   });
-  const auth = setupAuth(config, logger);
+  const auth = await setupAuth(config, logger);
   const app = createApp(config, db, logger, auth.authenticate);
   await new Promise<void>((resolve) => app.server.listen(config.port, config.host, resolve));
   const address = app.server.address();
@@ -50,7 +50,7 @@ async function main() {
     const force = setTimeout(() => app.server.closeAllConnections(), config.shutdownTimeoutMs);
     force.unref();
     app.server.closeIdleConnections();
-    app.close().then(
+    app.close().then(auth.close).then(
       () => process.exit(0),
       (err) => {
         logger.error({ err }, 'shutdown failed');

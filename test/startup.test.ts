@@ -75,7 +75,7 @@ describe('logs', () => {
     const sink = new Writable({ write: (chunk, _enc, next) => (lines.push(chunk.toString()), next()) });
     const config = loadConfig({ NODE_ENV: 'test', PORT: '0', DATABASE_URL: 'sqlite::memory:', AUTH_SECRET: TEST_SECRET, LOG_LEVEL: 'info' });
     const db = await Database.open(config.databaseUrl);
-    const app = createApp(config, db, pino({ level: 'info' }, sink), setupAuth(config).authenticate);
+    const app = createApp(config, db, pino({ level: 'info' }, sink), (await setupAuth(config)).authenticate);
     await new Promise<void>((resolve) => app.server.listen(0, '127.0.0.1', resolve));
     const { port } = app.server.address() as { port: number };
     const bearer = await token();
