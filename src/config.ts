@@ -18,6 +18,8 @@ export interface Config {
   dbStatementTimeoutMs: number;
   /** How long SIGTERM waits for in-flight requests before closing their connections. */
   shutdownTimeoutMs: number;
+  /** How long an idle keep-alive connection stays open (node's keepAliveTimeout). */
+  keepAliveTimeoutMs: number;
   auth: AuthConfig;
   throttle: ThrottleConfig;
 }
@@ -146,5 +148,6 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     dbPoolSize: integer(env, 'DB_POOL_SIZE', 10, 1, 1000),
     dbStatementTimeoutMs: integer(env, 'DB_STATEMENT_TIMEOUT_MS', 15000, 1, 3600000),
     shutdownTimeoutMs: integer(env, 'SHUTDOWN_TIMEOUT_MS', 10000, 0, 600000),
+    keepAliveTimeoutMs: integer(env, 'KEEP_ALIVE_TIMEOUT_MS', 5000, 1, 3600000),
   };
 }

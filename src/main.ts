@@ -3,6 +3,7 @@ import pino from 'pino';
 import { ConfigError, loadConfig } from './config';
 import { Database } from './db/database';
 import { createApp } from './server';
+import { drainOnShutdown } from './shutdown';
 import { mintToken, setupAuth } from './auth';
 
 async function main() {
@@ -24,6 +25,7 @@ async function main() {
   });
   const auth = await setupAuth(config, logger);
   const app = createApp(config, db, logger, auth.authenticate);
+  const drain = drainOnShutdown(app.server);
   await new Promise<void>((resolve) => app.server.listen(config.port, config.host, resolve));
   const address = app.server.address();
   const port = typeof address === 'object' && address ? address.port : config.port;
@@ -46,10 +48,11 @@ async function main() {
     if (stopping) return;
     stopping = true;
     logger.info({ signal }, 'shutting down: no new connections, finishing in-flight requests');
-    // Stop accepting, let in-flight requests finish, then close the pool; past the timeout, cut the connections.
+    // Stop accepting, let in-flight requests finish (each closing its connection), then close the pool; past the
+    // timeout, cut the connections.
     const force = setTimeout(() => app.server.closeAllConnections(), config.shutdownTimeoutMs);
     force.unref();
-    app.server.closeIdleConnections();
+    drain();
     app.close().then(auth.close).then(
       () => process.exit(0),
       (err) => {

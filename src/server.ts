@@ -241,7 +241,7 @@ export function createApp(
     socket.end(`HTTP/1.1 ${error.status} ${STATUS_CODES[error.status]}\r\n${head}\r\n${body}`);
     logger.info({ requestId, status: error.status, err: err.code }, 'client error');
   });
-  server.keepAliveTimeout = 5000;
+  server.keepAliveTimeout = config.keepAliveTimeoutMs;
   server.requestTimeout = 30000;
   server.headersTimeout = 10000;
 
