@@ -212,6 +212,6 @@ describe('THROTTLE_STORE at start', () => {
   it('stops the start when the store does not answer, naming the variable', async () => {
     const port = await freePort();
     const config = loadConfig({ DATABASE_URL: 'sqlite::memory:', AUTH_DISABLED: '1', THROTTLE_STORE: `redis://127.0.0.1:${port}` });
-    await expect(setupAuth(config)).rejects.toThrow(`THROTTLE_STORE redis://127.0.0.1:${port} does not answer`);
+    await expect(setupAuth(config)).rejects.toThrow(`THROTTLE_STORE redis://127.0.0.1:${port} does not answer: connect ECONNREFUSED`);
   });
 });

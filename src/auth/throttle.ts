@@ -58,12 +58,13 @@ export async function createThrottle(config: ThrottleConfig, logger?: Logger): P
       connectTimeout: 5000,
       maxRetriesPerRequest: 0,
     });
-    client.on('error', (err) => outage.down(err));
+    let firstError: Error | undefined;
+    client.on('error', (err) => (started ? outage.down(err) : (firstError ??= err)));
     try {
       await client.connect();
       started = true;
     } catch (err) {
-      throw new Error(`THROTTLE_STORE ${redact(config.store.url)} does not answer: ${(err as Error).message}`);
+      throw new Error(`THROTTLE_STORE ${redact(config.store.url)} does not answer: ${(firstError ?? (err as Error)).message}`);
     }
     const redis = (rate: Rate, kind: string) =>
       new RateLimiterRedis({ ...options(rate, `autopilot:throttle:${kind}`), storeClient: client, rejectIfRedisNotReady: true });
