@@ -1,3 +1,6 @@
+import { dirname, join } from 'node:path';
+import { parseLatency, Simulation } from './http/simulation';
+
 /** Configuration from the environment, validated once at start: a bad value stops the process with a clear message. */
 export interface Config {
   port: number;
@@ -24,8 +27,17 @@ export interface Config {
   syncDurationMs: number;
   /** FAULT_RATE and LATENCY_MS: simulated faults and latency for clients' resilience tests (off by default). */
   simulation: Simulation;
+  /** How long an idle keep-alive connection stays open (node's keepAliveTimeout). */
+  keepAliveTimeoutMs: number;
   auth: AuthConfig;
-  throttle: { reads: Rate; writes: Rate };
+  throttle: ThrottleConfig;
+}
+
+export interface ThrottleConfig {
+  reads: Rate;
+  writes: Rate;
+  /** Where the per-tenant counters live: this process's memory, the service's PostgreSQL database, or Redis. */
+  store: { kind: 'memory' } | { kind: 'postgres'; databaseUrl: string } | { kind: 'redis'; url: string };
 }
 
 export interface AuthConfig {
@@ -38,11 +50,45 @@ export interface AuthConfig {
   secretFile: string;
 }
 
-import { dirname, join } from 'node:path';
-import { parseLatency, Simulation } from './http/simulation';
-import { parseRate, Rate } from './auth/throttle';
-
 export class ConfigError extends Error {}
+
+/** A rate: `count` requests per `seconds`, e.g. Graph's Intune enrollment limit of 200 writes per 20 s per tenant. */
+export interface Rate {
+  count: number;
+  seconds: number;
+}
+
+export function parseRate(text: string, name: string): Rate {
+  const m = /^(\d+)\/(\d+)$/.exec(text.trim());
+  if (!m || Number(m[1]) < 1 || Number(m[2]) < 1) throw new ConfigError(`${name} must look like 200/20 (requests per seconds), got '${text}'`);
+  return { count: Number(m[1]), seconds: Number(m[2]) };
+}
+
+/** A URL with its password replaced, for messages and logs. */
+export function redact(url: string): string {
+  return url.replace(/^([a-z][a-z0-9+.-]*:\/\/[^:@/]*):[^@/]*@/i, '$1:***@');
+}
+
+function throttleStore(env: NodeJS.ProcessEnv, databaseUrl: string): ThrottleConfig['store'] {
+  const raw = env.THROTTLE_STORE || 'memory';
+  if (raw === 'memory') return { kind: 'memory' };
+  if (raw === 'postgres') {
+    if (!databaseUrl.startsWith('postgres')) {
+      throw new ConfigError('THROTTLE_STORE=postgres keeps the counters in the service\'s own database, so DATABASE_URL must be postgres://…');
+    }
+    return { kind: 'postgres', databaseUrl };
+  }
+  let url: URL | undefined;
+  try {
+    url = new URL(raw);
+  } catch {
+    url = undefined;
+  }
+  if (!url || !['redis:', 'rediss:'].includes(url.protocol) || !url.hostname || !/^(\/\d*)?$/.test(url.pathname) || url.search || url.hash) {
+    throw new ConfigError(`THROTTLE_STORE must be memory, postgres or redis://host:port[/db], got '${redact(raw)}'`);
+  }
+  return { kind: 'redis', url: raw };
+}
 
 function integer(env: NodeJS.ProcessEnv, name: string, fallback: number, min: number, max: number): number {
   const raw = env[name];
@@ -107,12 +153,11 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     issuer: env.AUTH_ISSUER || undefined,
     secretFile: env.AUTH_SECRET_FILE || join(dataDir, 'auth-secret'),
   };
-  let throttle: Config['throttle'];
-  try {
-    throttle = { reads: parseRate(env.THROTTLE_READS || '2000/20', 'THROTTLE_READS'), writes: parseRate(env.THROTTLE_WRITES || '200/20', 'THROTTLE_WRITES') };
-  } catch (err) {
-    throw new ConfigError((err as Error).message);
-  }
+  const throttle: Config['throttle'] = {
+    reads: parseRate(env.THROTTLE_READS || '2000/20', 'THROTTLE_READS'),
+    writes: parseRate(env.THROTTLE_WRITES || '200/20', 'THROTTLE_WRITES'),
+    store: throttleStore(env, databaseUrl),
+  };
   return {
     auth,
     throttle,
@@ -137,5 +182,6 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     syncMinIntervalS: integer(env, 'SYNC_MIN_INTERVAL_S', 600, 0, 86400),
     syncDurationMs: integer(env, 'SYNC_DURATION_MS', 2000, 0, 3600000),
     simulation: { faultRate: integer(env, 'FAULT_RATE', 0, 0, 100), latency: latency(env.LATENCY_MS) },
+    keepAliveTimeoutMs: integer(env, 'KEEP_ALIVE_TIMEOUT_MS', 5000, 1, 3600000),
   };
 }

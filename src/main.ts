@@ -4,6 +4,7 @@ import { ConfigError, loadConfig } from './config';
 import { Database } from './db/database';
 import { describeSimulation } from './http/simulation';
 import { createApp } from './server';
+import { drainOnShutdown } from './shutdown';
 import { mintToken, setupAuth } from './auth';
 
 async function main() {
@@ -23,8 +24,9 @@ async function main() {
     poolSize: config.dbPoolSize,
     statementTimeoutMs: config.dbStatementTimeoutMs,
   });
-  const auth = setupAuth(config, logger);
+  const auth = await setupAuth(config, logger);
   const app = createApp(config, db, logger, auth.authenticate);
+  const drain = drainOnShutdown(app.server);
   await new Promise<void>((resolve) => app.server.listen(config.port, config.host, resolve));
   const address = app.server.address();
   const port = typeof address === 'object' && address ? address.port : config.port;
@@ -52,11 +54,12 @@ async function main() {
     if (stopping) return;
     stopping = true;
     logger.info({ signal }, 'shutting down: no new connections, finishing in-flight requests');
-    // Stop accepting, let in-flight requests finish, then close the pool; past the timeout, cut the connections.
+    // Stop accepting, let in-flight requests finish (each closing its connection), then close the pool; past the
+    // timeout, cut the connections.
     const force = setTimeout(() => app.server.closeAllConnections(), config.shutdownTimeoutMs);
     force.unref();
-    app.server.closeIdleConnections();
-    app.close().then(
+    drain();
+    app.close().then(auth.close).then(
       () => process.exit(0),
       (err) => {
         logger.error({ err }, 'shutdown failed');

@@ -3,6 +3,7 @@ import { createServer, IncomingMessage, Server, ServerResponse, STATUS_CODES } f
 import { Duplex } from 'node:stream';
 import JSON5 from 'json5';
 import pino, { Logger } from 'pino';
+import { anonymous, Authenticate } from './auth/caller';
 import { Config } from './config';
 import { ImportWorker, startImportWorker } from './autopilot/import-worker';
 import { REGISTERED_DEVICE } from './autopilot/registered-device';
@@ -32,17 +33,6 @@ import { Controllers, mounts } from './routes';
 export const BODY_LIMIT = 4 * 1024 * 1024;
 
 const BODY_METHODS = new Set(['POST', 'PATCH', 'PUT']);
-
-/** Who is calling: the tenant every query is scoped by. Resolved per request by `authenticate`. */
-export interface Caller {
-  tenantId: string;
-}
-
-/** Turns a request into a Caller or throws a 401/403 ODataError. `write` is true for methods that change data. */
-export type Authenticate = (req: IncomingMessage, write: boolean) => Promise<Caller>;
-
-/** No authentication: everything belongs to tenant `default`. */
-export const anonymous: Authenticate = async () => ({ tenantId: 'default' });
 
 export interface App {
   server: Server;
@@ -273,7 +263,7 @@ export function createApp(
     socket.end(`HTTP/1.1 ${error.status} ${STATUS_CODES[error.status]}\r\n${head}\r\n${body}`);
     logger.info({ requestId, status: error.status, err: err.code }, 'client error');
   });
-  server.keepAliveTimeout = 5000;
+  server.keepAliveTimeout = config.keepAliveTimeoutMs;
   server.requestTimeout = 30000;
   server.headersTimeout = 10000;
 

@@ -192,13 +192,13 @@ describe('token sources', () => {
     }
   });
 
-  it('generates a local secret with mode 0600 when none is configured, and reuses it', () => {
+  it('generates a local secret with mode 0600 when none is configured, and reuses it', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'secret-'));
     const config = loadConfig({ DATABASE_URL: `sqlite:${join(dir, 'db.sqlite')}` });
     expect(config.auth.mode).toBe('local');
-    const first = setupAuth(config).secret;
+    const first = (await setupAuth(config)).secret;
     expect(statSync(join(dir, 'auth-secret')).mode & 0o777).toBe(0o600);
     expect(readFileSync(join(dir, 'auth-secret'), 'utf8').trim()).toBe(first);
-    expect(setupAuth(config).secret).toBe(first);
+    expect((await setupAuth(config)).secret).toBe(first);
   });
 });

@@ -24,6 +24,8 @@ describe('configuration', () => {
     [{ DB_MIGRATE: 'maybe' }, 'DB_MIGRATE must be true or false'],
     [{ AUTH_SECRET: 'short' }, 'AUTH_SECRET must be at least 16 characters'],
     [{ THROTTLE_WRITES: 'fast' }, 'THROTTLE_WRITES must look like 200/20'],
+    [{ THROTTLE_STORE: 'memcached://cache:11211' }, 'THROTTLE_STORE must be memory, postgres or redis://host:port[/db]'],
+    [{ KEEP_ALIVE_TIMEOUT_MS: '0' }, 'KEEP_ALIVE_TIMEOUT_MS must be between 1 and 3600000'],
   ])('refuses %j', (env, message) => {
     expect(() => loadConfig(env as NodeJS.ProcessEnv)).toThrow(ConfigError);
     expect(() => loadConfig(env as NodeJS.ProcessEnv)).toThrow(message);
@@ -75,7 +77,7 @@ describe('logs', () => {
     const sink = new Writable({ write: (chunk, _enc, next) => (lines.push(chunk.toString()), next()) });
     const config = loadConfig({ NODE_ENV: 'test', PORT: '0', DATABASE_URL: 'sqlite::memory:', AUTH_SECRET: TEST_SECRET, LOG_LEVEL: 'info' });
     const db = await Database.open(config.databaseUrl);
-    const app = createApp(config, db, pino({ level: 'info' }, sink), setupAuth(config).authenticate);
+    const app = createApp(config, db, pino({ level: 'info' }, sink), (await setupAuth(config)).authenticate);
     await new Promise<void>((resolve) => app.server.listen(0, '127.0.0.1', resolve));
     const { port } = app.server.address() as { port: number };
     const bearer = await token();

@@ -2,7 +2,7 @@ import { IncomingMessage } from 'node:http';
 import { readFileSync } from 'node:fs';
 import { createLocalJWKSet, createRemoteJWKSet, errors as joseErrors, JWTPayload, jwtVerify, JWTVerifyGetKey } from 'jose';
 import { ODataError } from '../odata/errors';
-import type { Authenticate, Caller } from '../server';
+import type { Authenticate, Caller } from './caller';
 import { READ_SCOPE, WRITE_SCOPE } from './tokens';
 
 /**

@@ -92,7 +92,8 @@ export async function startService(env: Record<string, string> = {}, databaseUrl
     ...env,
   });
   const db = await Database.open(config.databaseUrl);
-  const app = createApp(config, db, undefined, setupAuth(config).authenticate);
+  const auth = await setupAuth(config);
+  const app = createApp(config, db, undefined, auth.authenticate);
   const defaultToken = await token();
   await new Promise<void>((resolve) => app.server.listen(0, '127.0.0.1', resolve));
   const { port } = app.server.address() as AddressInfo;
@@ -132,6 +133,7 @@ export async function startService(env: Record<string, string> = {}, databaseUrl
     get: (path, options) => request('GET', path, options),
     close: async () => {
       await app.close();
+      await auth.close();
       await dropSchema(databaseUrl!);
     },
   };
