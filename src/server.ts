@@ -20,7 +20,8 @@ import { WindowsAutopilotDeviceIdentity } from '../entities/WindowsAutopilotDevi
 import { WindowsAutopilotSettings } from '../entities/WindowsAutopilotSettings';
 import { Binding } from './odata/binding';
 import { asODataError, badRequest, methodNotAllowed, ODataError, toGraphError } from './odata/errors';
-import { entityType, model, NAMESPACE, TYPE } from './odata/model';
+import { entityType, model, NAMESPACE } from './odata/model';
+import { TYPE } from './autopilot/graph-types';
 import { checkContentType, checkVersions, JsonFormat, negotiateJson, negotiateMetadata, negotiateText, parsePrefer } from './odata/negotiation';
 import { splitQuery } from './odata/query';
 import { ODataRequest, Reply } from './odata/request';

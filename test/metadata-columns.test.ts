@@ -5,7 +5,8 @@ import { ImportedWindowsAutopilotDeviceIdentity } from '../entities/ImportedWind
 import { ImportedWindowsAutopilotDeviceIdentityUpload } from '../entities/ImportedWindowsAutopilotDeviceIdentityUpload';
 import { WindowsAutopilotDeviceIdentity } from '../entities/WindowsAutopilotDeviceIdentity';
 import { Binding } from '../src/odata/binding';
-import { EntityType, loadModel, model, TYPE } from '../src/odata/model';
+import { EntityType, loadModel, model } from '../src/odata/model';
+import { TYPE } from '../src/autopilot/graph-types';
 import { startService, TestService } from './support/service';
 import { mutate } from './support/mutate';
 

@@ -7,7 +7,8 @@ import { DataSource } from 'typeorm';
 import { dataSourceOptions, MIGRATIONS } from '../src/db/database';
 import { uploadStatusFunctionBody } from '../src/db/migrations/1764800000000-UploadStatusTriggersPostgres';
 import { uploadStatusValues } from '../src/db/upload-status-rule';
-import { enumType, TYPE } from '../src/odata/model';
+import { enumType } from '../src/odata/model';
+import { TYPE } from '../src/autopilot/graph-types';
 import { dropSchema, freshDatabaseUrl, startService, TestService, UPLOADS } from './support/service';
 
 /**

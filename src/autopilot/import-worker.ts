@@ -6,7 +6,8 @@ import { Database } from '../db/database';
 import { quote as q } from '../db/dialect';
 import { ScopedTable } from '../db/scoped-table';
 import { Binding } from '../odata/binding';
-import { entityType, enumType, TYPE } from '../odata/model';
+import { entityType, enumType } from '../odata/model';
+import { TYPE } from './graph-types';
 import { registrationOf, REGISTERED_DEVICE } from './registered-device';
 
 /**

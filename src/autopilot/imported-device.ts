@@ -1,5 +1,6 @@
 import { EntityRecord, Value } from '../odata/binding';
-import { entityType, enumType, TYPE } from '../odata/model';
+import { entityType, enumType } from '../odata/model';
+import { TYPE } from './graph-types';
 
 /**
  * A new imported identity's record (SPEC §6): the body's properties, and the import state the service owns —

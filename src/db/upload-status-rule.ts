@@ -1,4 +1,5 @@
-import { enumType, TYPE } from '../odata/model';
+import { enumType } from '../odata/model';
+import { TYPE } from '../autopilot/graph-types';
 
 /**
  * The numbers of the upload status rule (SPEC §6), taken from the CSDL model, the one place that defines them:

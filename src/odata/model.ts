@@ -223,14 +223,6 @@ export function model(): EdmModel {
   return cached;
 }
 
-export const TYPE = {
-  upload: `${NAMESPACE}.importedWindowsAutopilotDeviceIdentityUpload`,
-  device: `${NAMESPACE}.importedWindowsAutopilotDeviceIdentity`,
-  state: `${NAMESPACE}.importedWindowsAutopilotDeviceIdentityState`,
-  importStatus: `${NAMESPACE}.importedWindowsAutopilotDeviceIdentityImportStatus`,
-  uploadStatus: `${NAMESPACE}.importedWindowsAutopilotDeviceIdentityUploadStatus`,
-  deviceManagement: `${NAMESPACE}.deviceManagement`,
-} as const;
 
 export function entityType(name: string): EntityType {
   const found = model().entityTypes.get(name);
