@@ -18,6 +18,8 @@ export interface Config {
   shutdownTimeoutMs: number;
   auth: AuthConfig;
   throttle: { reads: Rate; writes: Rate };
+  /** Serve HTTPS: TLS_CERT + TLS_KEY, or HTTPS=1 (a self-signed certificate under the data directory). */
+  tls?: TlsConfig;
 }
 
 export interface AuthConfig {
@@ -32,6 +34,7 @@ export interface AuthConfig {
 
 import { dirname, join } from 'node:path';
 import { parseRate, Rate } from './auth/throttle';
+import { TlsConfig, tlsFromEnv } from './http/tls';
 
 export class ConfigError extends Error {}
 
@@ -88,9 +91,16 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   } catch (err) {
     throw new ConfigError((err as Error).message);
   }
+  let tls: TlsConfig | undefined;
+  try {
+    tls = tlsFromEnv(env, dataDir);
+  } catch (err) {
+    throw new ConfigError((err as Error).message);
+  }
   return {
     auth,
     throttle,
+    tls,
     port: integer(env, 'PORT', 5000, 0, 65535),
     host: env.HOST || '127.0.0.1',
     databaseUrl,

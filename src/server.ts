@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { createServer, IncomingMessage, Server, ServerResponse, STATUS_CODES } from 'node:http';
+import { IncomingMessage, Server, ServerResponse, STATUS_CODES } from 'node:http';
 import { Duplex } from 'node:stream';
 import pino, { Logger } from 'pino';
 import { Config } from './config';
@@ -17,6 +17,8 @@ import { splitQuery } from './odata/query';
 import { ODataRequest, Reply } from './odata/request';
 import { splitPath } from './odata/resource-path';
 import { Routes } from './routes';
+import { publicOrigin } from './http/origin';
+import { createListener } from './http/tls';
 
 /** Request bodies above this are refused with 413 (SPEC §4). */
 export const BODY_LIMIT = 4 * 1024 * 1024;
@@ -105,7 +107,7 @@ export function createApp(
     }
     checkVersions(header(req, 'odata-version'), header(req, 'odata-maxversion'));
     const segments = splitPath(pathname.slice(root.length));
-    const host = config.publicUrl ?? `http://${req.headers.host ?? `${config.host}:${config.port}`}`;
+    const host = publicOrigin(config, req);
     const serviceRoot = `${host}${root}`;
     const options = splitQuery(rawQuery);
     const format = options.get('format')?.value;
@@ -193,7 +195,7 @@ export function createApp(
     if (inFlight === 0) drained?.();
   };
 
-  const server = createServer((req, res) => {
+  const server = createListener(config.tls, (req, res) => {
     inFlight++;
     const started = process.hrtime.bigint();
     const requestId = randomUUID();
