@@ -4,6 +4,7 @@ import { ConfigError, loadConfig } from './config';
 import { Database } from './db/database';
 import { createApp } from './server';
 import { mintToken, setupAuth } from './auth';
+import { DOCS_PATH } from './http/docs';
 import { ensureSelfSignedCertificate, SelfSignedCertificate } from './http/tls';
 
 async function main() {
@@ -36,6 +37,7 @@ async function main() {
   const url = `${origin}${config.basePath}`;
   logger.info({ url, database: config.databaseUrl.replace(/\/\/[^@]*@/, '//***@') }, 'listening');
   let banner = `\nGraph-compatible Autopilot import service listening on ${url}\n`;
+  banner += `API page: ${origin}${DOCS_PATH} (OpenAPI document: ${url}/$openapi)\n`;
   let curl = 'curl';
   if (selfSigned) {
     const made = selfSigned.generated ? `made a self-signed certificate${selfSigned.replaced ? ` (the old one: ${selfSigned.replaced})` : ''}` : 'using the self-signed certificate';

@@ -17,6 +17,7 @@ import { splitQuery } from './odata/query';
 import { ODataRequest, Reply } from './odata/request';
 import { splitPath } from './odata/resource-path';
 import { Routes } from './routes';
+import { createDocs } from './http/docs';
 import { publicOrigin } from './http/origin';
 import { createListener } from './http/tls';
 
@@ -80,6 +81,7 @@ export function createApp(
   const devices = new DeviceIdentitiesController(deviceSet, pageSize, uploads.refreshStatus, uploads.maintainedByTriggers);
   const routes = new Routes(uploads, devices);
   const metadataJson = JSON.stringify(model().json);
+  const docs = createDocs(config);
 
   function send(res: ServerResponse, status: number, headers: Record<string, string>, body?: string | Buffer) {
     if (body !== undefined) headers['Content-Length'] = String(Buffer.byteLength(body));
@@ -99,6 +101,11 @@ export function createApp(
       if (pathname === '/ready') await db.read((m) => m.query('SELECT 1'));
       send(res, 200, { ...base, 'Content-Type': 'application/json' }, JSON.stringify({ status: 'ok' }));
       return 200;
+    }
+    const page = docs(req, pathname, method);
+    if (page) {
+      send(res, page.status, { ...base, ...page.headers }, page.body);
+      return page.status;
     }
 
     const root = config.basePath;

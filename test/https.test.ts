@@ -179,6 +179,7 @@ describe('HTTPS=1 (npm start)', () => {
 
     // assert: the banner, the files, the client's answer
     expect(printed.output).toContain(`listening on https://127.0.0.1:${first.port}/beta`);
+    expect(printed.output).toContain(`API page: https://127.0.0.1:${first.port}/docs`);
     expect(printed.output).toContain('made a self-signed certificate for localhost, 127.0.0.1 and ::1');
     expect(printed.path).toBe(join(dir, 'tls-cert.pem'));
     expect(statSync(join(dir, 'tls-key.pem')).mode & 0o777).toBe(0o600);
