@@ -24,7 +24,7 @@ describe('the API page in a browser', () => {
     service = await startService({ TLS_CERT: tls.certFile, TLS_KEY: tls.keyFile });
     service.app.server.on('request', (req) => seen.push({ method: req.method ?? '', url: req.url ?? '', authorization: req.headers.authorization }));
     browser = await chromium.launch({ executablePath: CHROMIUM, headless: true });
-  }, 60000);
+  }, 120000);
   afterAll(async () => {
     await browser?.close();
     await service?.close();
@@ -38,7 +38,7 @@ describe('the API page in a browser', () => {
     // The certificate is self-signed: the browser is told to accept it, as a person clicks through the warning.
     const context = await browser.newContext({ ignoreHTTPSErrors: true, viewport: { width: 1280, height: 1000 } });
     const page = await context.newPage();
-    page.setDefaultTimeout(15000);
+    page.setDefaultTimeout(30000); // generous: CI shares two cores
     const problems: string[] = [];
     page.on('console', (message) => message.type() === 'error' && problems.push(message.text()));
     page.on('pageerror', (error) => problems.push(error.message));
@@ -83,5 +83,5 @@ describe('the API page in a browser', () => {
     await expect(dialog.locator('.auth-btn-wrapper button').allInnerTexts()).resolves.toEqual(['Logout', 'Close']);
     expect(problems).toEqual([]);
     await context.close();
-  }, 60000);
+  }, 120000);
 });

@@ -73,5 +73,5 @@ describe('@microsoft/microsoft-graph-client 3.0.7', () => {
     expect(out.raw.status).toBe(200);
     expect(out.raw.clientRequestId).toBe(rawRequest.clientRequestId);
     expect(out.raw.requestId).not.toBe(rawRequest.clientRequestId);
-  }, 60000);
+  }, 120000);
 });

@@ -76,7 +76,7 @@ describe('TLS configuration is checked at start', () => {
     });
     expect(result.code).toBe(2);
     expect(result.stderr).toContain("Configuration error: TLS_CERT cannot be read: '/nonexistent/cert.pem'");
-  }, 30000);
+  }, 60000);
 });
 
 describe('a service on TLS_CERT/TLS_KEY', () => {
@@ -196,7 +196,7 @@ describe('HTTPS=1 (npm start)', () => {
     expect(secondOutput).toContain('using the self-signed certificate');
     expect(secondOutput).toContain(`SHA-256 ${cert.fingerprint256}`);
     expect(new X509Certificate(readFileSync(join(dir, 'tls-cert.pem'))).fingerprint256).toBe(cert.fingerprint256);
-  }, 90000);
+  }, 180000);
 
   it('replaces a generated certificate that is unusable or about to expire', async () => {
     // arrange: one made 400 days ago (valid 365), and one whose key file was damaged
