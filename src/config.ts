@@ -1,5 +1,6 @@
 import { dirname, join } from 'node:path';
 import { parseLatency, Simulation } from './http/simulation';
+import { TlsConfig, tlsFromEnv } from './http/tls';
 
 /** Configuration from the environment, validated once at start: a bad value stops the process with a clear message. */
 export interface Config {
@@ -31,6 +32,8 @@ export interface Config {
   keepAliveTimeoutMs: number;
   auth: AuthConfig;
   throttle: ThrottleConfig;
+  /** Serve HTTPS: TLS_CERT + TLS_KEY, or HTTPS=1 (a self-signed certificate under the data directory). */
+  tls?: TlsConfig;
 }
 
 export interface ThrottleConfig {
@@ -158,9 +161,16 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     writes: parseRate(env.THROTTLE_WRITES || '200/20', 'THROTTLE_WRITES'),
     store: throttleStore(env, databaseUrl),
   };
+  let tls: TlsConfig | undefined;
+  try {
+    tls = tlsFromEnv(env, dataDir);
+  } catch (err) {
+    throw new ConfigError((err as Error).message);
+  }
   return {
     auth,
     throttle,
+    tls,
     port: integer(env, 'PORT', 5000, 0, 65535),
     host: env.HOST || '127.0.0.1',
     databaseUrl,

@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { createServer, IncomingMessage, Server, ServerResponse, STATUS_CODES } from 'node:http';
+import { IncomingMessage, Server, ServerResponse, STATUS_CODES } from 'node:http';
 import { Duplex } from 'node:stream';
 import JSON5 from 'json5';
 import pino, { Logger } from 'pino';
@@ -29,6 +29,9 @@ import { splitPath } from './odata/resource-path';
 import { simulate } from './http/simulation';
 import { Router } from './odata/router';
 import { Controllers, mounts } from './routes';
+import { createDocs } from './http/docs';
+import { publicOrigin } from './http/origin';
+import { createListener } from './http/tls';
 
 /** Request bodies above this are refused with 413 (SPEC §4). */
 export const BODY_LIMIT = 4 * 1024 * 1024;
@@ -95,6 +98,7 @@ export function createApp(
   if (worker) controllers.devices.onCreated = worker.kick;
   const simulating = config.simulation.faultRate > 0 || config.simulation.latency !== undefined;
   const metadataJson = JSON.stringify(model().json);
+  const docs = createDocs(config);
 
   function send(res: ServerResponse, status: number, headers: Record<string, string>, body?: string | Buffer) {
     if (body !== undefined) headers['Content-Length'] = String(Buffer.byteLength(body));
@@ -115,6 +119,11 @@ export function createApp(
       send(res, 200, { ...base, 'Content-Type': 'application/json' }, JSON.stringify({ status: 'ok' }));
       return 200;
     }
+    const page = docs(req, pathname, method);
+    if (page) {
+      send(res, page.status, { ...base, ...page.headers }, page.body);
+      return page.status;
+    }
 
     const root = config.basePath;
     if (pathname !== root && !pathname.startsWith(`${root}/`)) {
@@ -122,7 +131,7 @@ export function createApp(
     }
     checkVersions(header(req, 'odata-version'), header(req, 'odata-maxversion'));
     const segments = splitPath(pathname.slice(root.length));
-    const host = config.publicUrl ?? `http://${req.headers.host ?? `${config.host}:${config.port}`}`;
+    const host = publicOrigin(config, req);
     const serviceRoot = `${host}${root}`;
     const options = splitQuery(rawQuery);
     const format = options.get('format')?.value;
@@ -206,7 +215,7 @@ export function createApp(
     if (inFlight === 0) drained?.();
   };
 
-  const server = createServer((req, res) => {
+  const server = createListener(config.tls, (req, res) => {
     inFlight++;
     const started = process.hrtime.bigint();
     const requestId = randomUUID();

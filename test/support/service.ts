@@ -1,10 +1,12 @@
 import 'reflect-metadata';
+import { readFileSync } from 'node:fs';
 import { AddressInfo } from 'node:net';
 import { Client } from 'pg';
 import { loadConfig } from '../../src/config';
 import { Database } from '../../src/db/database';
 import { App, createApp } from '../../src/server';
 import { mintToken, setupAuth } from '../../src/auth';
+import { trustingFetch } from './https';
 
 /** The HS256 secret every test service verifies tokens with. */
 export const TEST_SECRET = 'test-secret-0123456789abcdef';
@@ -20,9 +22,9 @@ export function token(tenant = 'default', scope: 'read' | 'write' = 'write', app
  */
 export interface TestService {
   app: App;
-  /** http://127.0.0.1:PORT */
+  /** http://127.0.0.1:PORT (https:// with TLS_CERT/TLS_KEY) */
   origin: string;
-  /** http://127.0.0.1:PORT/beta */
+  /** http://127.0.0.1:PORT/beta (https:// with TLS_CERT/TLS_KEY) */
   root: string;
   request(method: string, path: string, options?: RequestOptions): Promise<TestResponse>;
   get(path: string, options?: RequestOptions): Promise<TestResponse>;
@@ -97,7 +99,9 @@ export async function startService(env: Record<string, string> = {}, databaseUrl
   const defaultToken = await token();
   await new Promise<void>((resolve) => app.server.listen(0, '127.0.0.1', resolve));
   const { port } = app.server.address() as AddressInfo;
-  const origin = `http://127.0.0.1:${port}`;
+  const origin = `${config.tls ? 'https' : 'http'}://127.0.0.1:${port}`;
+  // Over TLS, requests trust the service's certificate (and only it).
+  const send = config.tls ? trustingFetch(readFileSync(config.tls.certFile)) : fetch;
   const root = `${origin}${config.basePath}`;
 
   async function request(method: string, path: string, options: RequestOptions = {}): Promise<TestResponse> {
@@ -114,7 +118,7 @@ export async function startService(env: Record<string, string> = {}, databaseUrl
       }
     }
     const url = path.startsWith('http') ? path : `${path.startsWith('/') ? origin : `${root}/`}${path}`;
-    const res = await fetch(url, { method, headers, body });
+    const res = await send(url, { method, headers, body });
     const text = await res.text();
     let parsed: unknown;
     try {
