@@ -84,18 +84,22 @@ describe('GET /beta/$openapi', () => {
     expect(post.body.error).toMatchObject({ code: 'MethodNotAllowed', innerError: { 'request-id': post.headers.get('request-id') } });
   });
 
+  const REGISTERED = 'deviceManagement/windowsAutopilotDeviceIdentities';
+
   it('describes only operations the service routes', async () => {
     // arrange: one upload with a device, a live device, a device in the default upload
     const upload = await service.request('POST', UPLOADS, { body: { deviceIdentities: [{ serialNumber: 'OA-UP-1' }] } });
     const uploadDevice = (await service.get(`${UPLOADS}/${upload.body.id}/deviceIdentities`)).body.value[0].id;
     const live = (await service.request('POST', LIVE, { body: { serialNumber: 'OA-LIVE-1' } })).body.id;
     const defaultDevice = (await service.request('POST', `${DEFAULT_UPLOAD}/deviceIdentities`, { body: { serialNumber: 'OA-DEF-1' } })).body.id;
+    const registered = (await service.request('POST', REGISTERED, { body: { serialNumber: 'OA-REG-1' } })).body.id;
     // The key each path parameter stands for, by the named segments before it.
     const keyFor: Record<string, string> = {
       [UPLOADS]: upload.body.id,
       [`${UPLOADS}/deviceIdentities`]: uploadDevice,
       [LIVE]: live,
       [`${DEFAULT_UPLOAD}/deviceIdentities`]: defaultDevice,
+      [REGISTERED]: registered,
     };
     const concrete = (path: string) => {
       const parts = path.split('/').filter(Boolean);

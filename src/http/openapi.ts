@@ -50,21 +50,26 @@ function describeService(csdl: Csdl): Csdl {
     if (name.startsWith('$') || name.startsWith('@')) continue;
     resource[term(copy, CAPABILITIES, 'SearchRestrictions')] = notSearchable;
     resource[term(copy, CAPABILITIES, 'NavigationRestrictions')] = {
-      RestrictedProperties: containedPaths(resource.$Type).map((path) => ({ NavigationProperty: path, SearchRestrictions: notSearchable })),
+      // A single-valued containment (windowsAutopilotSettings) is not deleted, as the router says.
+      RestrictedProperties: containedPaths(resource.$Type).map(({ path, collection }) => ({
+        NavigationProperty: path,
+        SearchRestrictions: notSearchable,
+        ...(collection ? {} : { DeleteRestrictions: { Deletable: false } }),
+      })),
     };
   }
   return copy;
 }
 
 /** Paths of the contained navigations below an entity type (`importedWindowsAutopilotDeviceIdentityUploads/deviceIdentities`). */
-function containedPaths(typeName: string, prefix = '', depth = 0): string[] {
+function containedPaths(typeName: string, prefix = '', depth = 0): { path: string; collection: boolean }[] {
   const type = model().typeByName(typeName);
   if (!type || type.kind !== 'entity' || depth > 3) return [];
   return [...type.navigations.values()]
     .filter((navigation) => navigation.containsTarget)
     .flatMap((navigation) => {
       const path = `${prefix}${navigation.name}`;
-      return [path, ...containedPaths(navigation.target.qualifiedName, `${path}/`, depth + 1)];
+      return [{ path, collection: navigation.collection }, ...containedPaths(navigation.target.qualifiedName, `${path}/`, depth + 1)];
     });
 }
 
