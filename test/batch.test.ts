@@ -529,6 +529,36 @@ describe('throttling per part', () => {
   });
 });
 
+describe('the import worker and atomicity groups', () => {
+  let working: TestService;
+  beforeAll(async () => {
+    // The worker polls once a minute here: only a wake-up after the commit gets a new device processed in time.
+    working = await startService({ IMPORT_WORKER: 'on', IMPORT_DELAY_MS: '0', IMPORT_POLL_MS: '60000' });
+  });
+  afterAll(() => working.close());
+
+  it('is woken once the group has committed, and then processes the device created in it', async () => {
+    const res = await working.request('POST', '$batch', {
+      body: {
+        requests: [
+          { id: '1', atomicityGroup: 'g', method: 'POST', url: LIVE, headers: json, body: aDevice({ serialNumber: 'WORKER-1' }) },
+          { id: '2', atomicityGroup: 'g', method: 'GET', url: `${LIVE}/$count` },
+        ],
+      },
+    });
+    expect(res.body.responses.map((r: { status: number }) => r.status)).toEqual([201, 200]);
+    const id = res.body.responses[0].body.id;
+
+    // Woken before the commit (PostgreSQL), the worker would find nothing yet and sleep for a minute.
+    let status = 'unknown';
+    for (const deadline = Date.now() + 10000; status === 'unknown' && Date.now() < deadline; ) {
+      await new Promise((resolve) => setTimeout(resolve, 50));
+      status = (await working.get(`${LIVE}/${id}`)).body.state.deviceImportStatus;
+    }
+    expect(status).toBe('complete');
+  });
+});
+
 /** The Microsoft Graph JS client, when the project has it installed (another change adds it), batching against this server. */
 const graphClient = (() => {
   try {
