@@ -1,7 +1,6 @@
 import { randomUUID } from 'node:crypto';
-import { IncomingMessage, Server, ServerResponse, STATUS_CODES } from 'node:http';
+import { IncomingHttpHeaders, IncomingMessage, Server, ServerResponse, STATUS_CODES } from 'node:http';
 import { Duplex } from 'node:stream';
-import JSON5 from 'json5';
 import pino, { Logger } from 'pino';
 import { anonymous, Authenticate } from './auth/caller';
 import { Config } from './config';
@@ -24,7 +23,9 @@ import { entityType, model, NAMESPACE } from './odata/model';
 import { TYPE } from './autopilot/graph-types';
 import { checkContentType, checkVersions, JsonFormat, negotiateJson, negotiateMetadata, negotiateText, parsePrefer } from './odata/negotiation';
 import { splitQuery } from './odata/query';
-import { ODataRequest, Reply } from './odata/request';
+import { BatchProcessor } from './odata/batch';
+import { checkDepth, parseJsonBody } from './odata/json-body';
+import { Incoming, ODataRequest, Reply } from './odata/request';
 import { splitPath } from './odata/resource-path';
 import { simulate } from './http/simulation';
 import { Router } from './odata/router';
@@ -106,24 +107,42 @@ export function createApp(
     res.end(body);
   }
 
-  async function handle(req: IncomingMessage, res: ServerResponse, requestId: string, clientRequestId: string): Promise<number> {
-    const url = req.url ?? '/';
-    const qIndex = url.indexOf('?');
-    const pathname = qIndex < 0 ? url : url.slice(0, qIndex);
-    const rawQuery = qIndex < 0 ? '' : url.slice(qIndex + 1);
-    const method = (req.method ?? 'GET').toUpperCase();
-    const base: Record<string, string> = { 'OData-Version': '4.0', 'request-id': requestId, 'client-request-id': clientRequestId };
+  /** Any failure as Graph's error reply; causes that are not an ODataError are logged and answered with a bare 500/503. */
+  function errorReply(err: unknown, requestId: string, clientRequestId: string): Reply {
+    let error: ODataError;
+    if (err instanceof BodyTooLarge) {
+      error = new ODataError('RequestEntityTooLarge', `The request body exceeds the limit of ${BODY_LIMIT} bytes.`).withHeader('Connection', 'close');
+    } else {
+      const mapped = asODataError(err);
+      error = mapped.error;
+      if (mapped.internal) logger.error({ requestId, err }, 'request failed');
+    }
+    return {
+      status: error.status,
+      headers: { 'Content-Language': 'en', ...error.headers },
+      json: toGraphError(error, requestId, clientRequestId),
+      contentType: 'application/json',
+    };
+  }
 
-    if (pathname === '/health' || pathname === '/ready') {
-      if (pathname === '/ready') await db.read((m) => m.query('SELECT 1'));
-      send(res, 200, { ...base, 'Content-Type': 'application/json' }, JSON.stringify({ status: 'ok' }));
-      return 200;
+  /**
+   * The whole pipeline for one request, from a socket or from a batch part: service root, versions, the service
+   * document, $metadata and $batch, then authentication (with throttling), routing, negotiation, the body, the
+   * scope and the handler. Never throws: a failure is Graph's error reply.
+   */
+  async function dispatch(req: Incoming): Promise<Reply> {
+    try {
+      return await serve(req);
+    } catch (err) {
+      return errorReply(err, req.requestId, req.clientRequestId);
     }
-    const page = docs(req, pathname, method);
-    if (page) {
-      send(res, page.status, { ...base, ...page.headers }, page.body);
-      return page.status;
-    }
+  }
+
+  async function serve(req: Incoming): Promise<Reply> {
+    const qIndex = req.url.indexOf('?');
+    const pathname = qIndex < 0 ? req.url : req.url.slice(0, qIndex);
+    const rawQuery = qIndex < 0 ? '' : req.url.slice(qIndex + 1);
+    const method = req.method.toUpperCase();
 
     const root = config.basePath;
     if (pathname !== root && !pathname.startsWith(`${root}/`)) {
@@ -131,8 +150,7 @@ export function createApp(
     }
     checkVersions(header(req, 'odata-version'), header(req, 'odata-maxversion'));
     const segments = splitPath(pathname.slice(root.length));
-    const host = publicOrigin(config, req);
-    const serviceRoot = `${host}${root}`;
+    const serviceRoot = `${req.origin}${root}`;
     const options = splitQuery(rawQuery);
     const format = options.get('format')?.value;
 
@@ -141,15 +159,18 @@ export function createApp(
       if (segments.length === 0) {
         const json = negotiateJson(header(req, 'accept'), format);
         const value = router.singletons().map((name) => ({ name, kind: 'Singleton', url: name }));
-        send(res, 200, { ...base, 'Content-Type': json.contentType }, JSON.stringify({ '@odata.context': `${serviceRoot}/$metadata`, value }));
-        return 200;
+        return { status: 200, json: { '@odata.context': `${serviceRoot}/$metadata`, value }, contentType: json.contentType };
       }
       const kind = negotiateMetadata(header(req, 'accept'), format);
-      if (kind === 'xml') send(res, 200, { ...base, 'Content-Type': 'application/xml' }, model().xml);
-      else send(res, 200, { ...base, 'Content-Type': 'application/json' }, metadataJson);
-      return 200;
+      return kind === 'xml' ? { status: 200, text: model().xml, contentType: 'application/xml' } : { status: 200, text: metadataJson, contentType: 'application/json' };
     }
-    if (segments[0].toLowerCase() === '$batch') throw new ODataError('NotImplemented', '$batch is not supported by this service yet.');
+    if (segments.length === 1 && segments[0].toLowerCase() === '$batch') {
+      if (req.inBatch) throw badRequest('A request inside a batch cannot itself be a batch request.');
+      if (method !== 'POST') throw methodNotAllowed(method, ['POST']);
+      // The batch itself needs a valid token (as on Graph); each part is then authorised on its own.
+      await authenticate(req, false);
+      return batch.serve(req, await req.body());
+    }
 
     const { tenantId } = await authenticate(req, method !== 'GET' && method !== 'HEAD');
     const route = router.resolve(segments);
@@ -164,7 +185,7 @@ export function createApp(
 
     const jsonFormat = route.rawValue ? rawValueFormat(header(req, 'accept'), format) : negotiateJson(header(req, 'accept'), format);
     let body: unknown;
-    const raw = BODY_METHODS.has(method) ? await readBody(req) : Buffer.alloc(0);
+    const raw = BODY_METHODS.has(method) ? await req.body() : Buffer.alloc(0);
     // A handler that takes a body needs one; to others a body is optional (an action without parameters: none or `{}`).
     if (handler.body || raw.length > 0) {
       const mediaType = checkContentType(header(req, 'content-type'), ['application/json', ...handler.otherMediaTypes]);
@@ -181,11 +202,11 @@ export function createApp(
       headers: req.headers,
       body,
       rawBody: raw,
-      requestId,
-      clientRequestId,
+      requestId: req.requestId,
+      clientRequestId: req.clientRequestId,
       tenantId,
       serviceRoot,
-      resourceUrl: `${host}${pathname}`,
+      resourceUrl: `${req.origin}${pathname}`,
       target: { contextPath: route.resource.contextPath },
       pageSize: { default: config.defaultPageSize, max: config.maxPageSize },
       prefer: parsePrefer(header(req, 'prefer')),
@@ -195,14 +216,50 @@ export function createApp(
     const scope = mount.scope ? await mount.scope(ctx, resource.parentKeys) : { columns: { tenantId } };
     const key = resource.key ?? (resource.single && mount.key ? await mount.key(ctx, scope) : undefined);
     const reply: Reply = await handler.invoke(mount.controller, ctx, scope, key);
+    if (reply.json !== undefined) return { ...reply, contentType: jsonFormat.contentType };
+    if (reply.text !== undefined) return { ...reply, contentType: reply.contentType ?? 'text/plain' };
+    return reply;
+  }
+
+  const batch = new BatchProcessor({ root: config.basePath, dispatch, atomic: (fn) => db.atomic(fn), errorReply });
+
+  /** The HTTP edge: health probes, then the pipeline; writes the reply with the protocol headers every response carries. */
+  async function handle(req: IncomingMessage, res: ServerResponse, requestId: string, clientRequestId: string): Promise<number> {
+    const url = req.url ?? '/';
+    const pathname = url.split('?')[0];
+    const base: Record<string, string> = { 'OData-Version': '4.0', 'request-id': requestId, 'client-request-id': clientRequestId };
+    let reply: Reply | undefined;
+    try {
+      // The API page (/docs) is served outside the service root, without a token.
+      const page = docs(req, pathname, (req.method ?? 'GET').toUpperCase());
+      if (page) {
+        send(res, page.status, { ...base, ...page.headers }, page.body);
+        return page.status;
+      }
+    } catch (err) {
+      reply = errorReply(err, requestId, clientRequestId);
+    }
+    if (!reply && (pathname === '/health' || pathname === '/ready')) {
+      try {
+        if (pathname === '/ready') await db.read((m) => m.query('SELECT 1'));
+        reply = { status: 200, json: { status: 'ok' }, contentType: 'application/json' };
+      } catch (err) {
+        reply = errorReply(err, requestId, clientRequestId);
+      }
+    }
+    reply ??= await dispatch({
+      method: req.method ?? 'GET',
+      url,
+      headers: req.headers,
+      body: () => readBody(req),
+      origin: publicOrigin(config, req),
+      requestId,
+      clientRequestId,
+    });
+    if (res.destroyed) return reply.status; // the client hung up; its request's work is done all the same
     const headers: Record<string, string> = { ...base, ...reply.headers };
-    if (reply.json !== undefined) {
-      headers['Content-Type'] = jsonFormat.contentType;
-      send(res, reply.status, headers, JSON.stringify(reply.json));
-    } else if (reply.text !== undefined) {
-      headers['Content-Type'] = reply.contentType ?? 'text/plain';
-      send(res, reply.status, headers, reply.text);
-    } else send(res, reply.status, headers);
+    if (reply.contentType !== undefined) headers['Content-Type'] = reply.contentType;
+    send(res, reply.status, headers, reply.json !== undefined ? JSON.stringify(reply.json) : reply.text);
     return reply.status;
   }
 
@@ -225,32 +282,14 @@ export function createApp(
         { requestId, clientRequestId, method: req.method, url: req.url?.split('?')[0], status, ms: Number(process.hrtime.bigint() - started) / 1e6 },
         'request',
       );
-    handle(req, res, requestId, clientRequestId).then(done, (err: unknown) => {
-      sendError(err);
-    }).finally(finished);
-    const sendError = (err: unknown) => {
-      let error: ODataError;
-      if (err instanceof BodyTooLarge) {
-        error = new ODataError('RequestEntityTooLarge', `The request body exceeds the limit of ${BODY_LIMIT} bytes.`);
-        res.setHeader('Connection', 'close');
-      } else {
-        const mapped = asODataError(err);
-        error = mapped.error;
-        if (mapped.internal) logger.error({ requestId, err }, 'request failed');
-      }
-      if (res.headersSent || res.destroyed) {
+    handle(req, res, requestId, clientRequestId)
+      .then(done, (err: unknown) => {
+        // Only writing the reply can fail here (the pipeline answers its own failures): the connection is unusable.
+        logger.error({ requestId, err }, 'response failed');
         res.destroy();
-        return;
-      }
-      try {
-        const body = JSON.stringify(toGraphError(error, requestId, clientRequestId));
-        send(res, error.status, { ...errorHeaders(requestId, clientRequestId), ...error.headers }, body);
-      } catch (sendError) {
-        logger.error({ requestId, err: sendError }, 'error response failed');
-        res.destroy();
-      }
-      done(error.status);
-    };
+        done(500);
+      })
+      .finally(finished);
   });
 
   // Requests node's parser rejects (malformed, oversized headers, timeouts) get Graph's error shape too, not a bare status line.
@@ -291,19 +330,6 @@ export function createApp(
   };
 }
 
-/** JSON nesting allowed in a request body (System.Text.Json's default). Deeper bodies overflowed the stack in payload validation (a 500). */
-export const MAX_BODY_DEPTH = 64;
-
-function checkDepth(value: unknown): void {
-  const stack: [unknown, number][] = [[value, 1]];
-  while (stack.length > 0) {
-    const [item, depth] = stack.pop()!;
-    if (item === null || typeof item !== 'object') continue;
-    if (depth > MAX_BODY_DEPTH) throw badRequest(`The request body nests deeper than ${MAX_BODY_DEPTH} levels.`);
-    for (const child of Object.values(item)) stack.push([child, depth + 1]);
-  }
-}
-
 function errorHeaders(requestId: string, clientRequestId: string): Record<string, string> {
   return {
     'OData-Version': '4.0',
@@ -320,21 +346,7 @@ function rawValueFormat(accept: string | undefined, format: string | undefined):
   return { noMetadata: false, ieee754: false, contentType: 'application/json;odata.metadata=minimal' };
 }
 
-/** A JSON body; Graph also takes lenient JSON (member names without quotes, as the community PowerShell module sends), read by json5. */
-function parseJsonBody(raw: Buffer): unknown {
-  const text = raw.toString('utf8').replace(/^\uFEFF/, '');
-  try {
-    return JSON.parse(text);
-  } catch (err) {
-    try {
-      return JSON5.parse(text);
-    } catch {
-      throw badRequest(`The request body is not valid JSON: ${(err as Error).message}.`);
-    }
-  }
-}
-
-function header(req: IncomingMessage, name: string): string | undefined {
+function header(req: { headers: IncomingHttpHeaders }, name: string): string | undefined {
   const value = req.headers[name];
   return Array.isArray(value) ? value.join(', ') : value;
 }

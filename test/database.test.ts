@@ -83,3 +83,91 @@ describe('database settings', () => {
     }
   });
 });
+
+describe('atomic: one ambient transaction for everything inside it', () => {
+  let url: string;
+  let db: Database;
+  const count = () => db.read(async (m) => Number((await m.query(`SELECT COUNT(*) AS n FROM "${TABLE}"`))[0].n));
+  const insert = (id: string) =>
+    db.write((m) =>
+      m.query(
+        `INSERT INTO "${TABLE}" ("id", "tenantId", "stateDeviceImportStatus", "stateDeviceErrorCode", "version") VALUES (${db.dialect.name === 'postgres' ? '$1' : '?'}, 'atomic', 1, 0, 1)`,
+        [id],
+      ),
+    );
+  const ID = (n: number) => `10000000-0000-0000-0000-${String(n).padStart(12, '0')}`;
+
+  beforeEach(async () => {
+    url = await freshDatabaseUrl();
+    db = await Database.open(url);
+  });
+  afterEach(async () => {
+    await db.close();
+    await dropSchema(url);
+  });
+
+  it('rolls back every write made inside it (write, writeOne, a nested atomic) when it fails', async () => {
+    const failure = db.atomic(async () => {
+      await insert(ID(1));
+      await db.writeOne((m) => m.query(`UPDATE "${TABLE}" SET "version" = 2`));
+      await db.atomic(() => insert(ID(2)));
+      throw new Error('the group failed');
+    });
+
+    await expect(failure).rejects.toThrow('the group failed');
+    expect(await count()).toBe(0);
+  });
+
+  it('commits them together, and reads inside see its own writes without waiting on its lock', async () => {
+    const seen = await db.atomic(async () => {
+      await insert(ID(1));
+      await insert(ID(2));
+      return count(); // on SQLite a read outside the block would wait for the block's write lock: a deadlock
+    });
+
+    expect(seen).toBe(2);
+    expect(await count()).toBe(2);
+  });
+
+  it('keeps its writes from other readers until it commits', async () => {
+    let release!: () => void;
+    const gate = new Promise<void>((resolve) => (release = resolve));
+    let inserted!: () => void;
+    const insertedYet = new Promise<void>((resolve) => (inserted = resolve));
+    let committed = false;
+    const block = db
+      .atomic(async () => {
+        await insert(ID(1));
+        inserted();
+        await gate;
+      })
+      .then(() => (committed = true));
+
+    await insertedYet;
+    const outside = count().then((n) => ({ n, afterCommit: committed }));
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    release();
+    await block;
+
+    // SQLite: the outside read waits for the block's write lock; PostgreSQL: it reads the last committed state.
+    expect(await outside).toEqual(db.dialect.singleConnection ? { n: 1, afterCommit: true } : { n: 0, afterCommit: false });
+  });
+
+  it('runs afterCommit hooks after the commit, and never for a block that rolled back', async () => {
+    const calls: string[] = [];
+    db.afterCommit(() => calls.push('outside: at once'));
+    await db.atomic(async () => {
+      await insert(ID(1));
+      db.afterCommit(() => calls.push('committed'));
+      calls.push('still inside');
+    });
+    await db
+      .atomic(async () => {
+        db.afterCommit(() => calls.push('rolled back'));
+        throw new Error('no');
+      })
+      .catch(() => undefined);
+
+    expect(calls).toEqual(['outside: at once', 'still inside', 'committed']);
+  });
+});

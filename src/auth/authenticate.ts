@@ -1,4 +1,4 @@
-import { IncomingMessage } from 'node:http';
+import { IncomingHttpHeaders } from 'node:http';
 import { readFileSync } from 'node:fs';
 import { createLocalJWKSet, createRemoteJWKSet, errors as joseErrors, JWTPayload, jwtVerify, JWTVerifyGetKey } from 'jose';
 import { ODataError } from '../odata/errors';
@@ -53,7 +53,7 @@ export function createAuthenticator(options: AuthOptions): Authenticate {
   const verified = new Map<string, { payload: JWTPayload; until: number }>();
   const MAX_CACHED = 10000;
 
-  return async (req: IncomingMessage, write: boolean): Promise<Caller> => {
+  return async (req: { headers: IncomingHttpHeaders }, write: boolean): Promise<Caller> => {
     const header = req.headers.authorization;
     if (!header) throw unauthenticated('Access token is empty.');
     const match = /^Bearer\s+(\S+)$/i.exec(header);

@@ -71,7 +71,7 @@ export abstract class EntitySetController extends ODataController {
   /** Runs in the delete's transaction before the row goes (refuse with an ODataError, or remove dependants). */
   protected async beforeRemove(_m: EntityManager, _ctx: ODataRequest, _scope: SetScope, _current: Stored): Promise<void> {}
 
-  /** Called after a transaction that created entities has committed. */
+  /** Called after a transaction that created entities has committed (in a batch's atomicity group: after the group's commit). */
   protected created(): void {}
 
   // ---- handlers ----
@@ -152,7 +152,8 @@ export abstract class EntitySetController extends ODataController {
   protected async ensureMember(scope: SetScope, id: string, record: EntityRecord): Promise<string> {
     if (this.ensured.has(id)) return id;
     await this.db.write((m) => this.table.insert(m, [this.table.newRow(scope, id, record)], true));
-    this.ensured.add(id);
+    // Remembered only once committed: an atomic batch group that rolls back takes the member with it.
+    this.db.afterCommit(() => this.ensured.add(id));
     return id;
   }
 
@@ -184,7 +185,7 @@ export abstract class EntitySetController extends ODataController {
       const stored = await this.table.findOne(m, scope, id);
       return { stored: stored!, extra };
     });
-    this.created();
+    this.db.afterCommit(() => this.created());
     return result;
   }
 
@@ -300,7 +301,7 @@ export abstract class EntitySetController extends ODataController {
       }
       return out;
     });
-    if (parsed.some((p) => p.kind === 'insert')) this.created();
+    if (parsed.some((p) => p.kind === 'insert')) this.db.afterCommit(() => this.created());
 
     if (ctx.prefer.returnPreference === 'minimal') return { status: 204, headers: { 'Preference-Applied': 'return=minimal' } };
     const value = results.map((r) => ('removed' in r ? { '@removed': { reason: 'deleted' }, id: r.removed } : entityJson(ctx, this.type, r)));

@@ -161,6 +161,8 @@ export function checkJsonContentType(contentType: string | undefined): void {
 export interface Preferences {
   returnPreference?: 'minimal' | 'representation';
   maxPageSize?: number;
+  /** `continue-on-error` (a batch): true when given without a value. */
+  continueOnError?: boolean;
 }
 
 /** Prefer (RFC 7240), prefixed and unprefixed OData preferences alike; unknown preferences are ignored. */
@@ -174,6 +176,9 @@ export function parsePrefer(header: string | undefined): Preferences {
     if (key === 'return' && (value === 'minimal' || value === 'representation')) prefs.returnPreference = value;
     if ((key === 'odata.maxpagesize' || key === 'maxpagesize') && value && /^\d{1,9}$/.test(value) && Number(value) > 0) {
       prefs.maxPageSize = Number(value);
+    }
+    if ((key === 'odata.continue-on-error' || key === 'continue-on-error') && (value === undefined || value === 'true' || value === 'false')) {
+      prefs.continueOnError = value !== 'false';
     }
   }
   return prefs;

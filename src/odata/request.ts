@@ -30,7 +30,26 @@ export interface Reply {
   headers?: Record<string, string>;
   /** A JSON body, serialised with the negotiated format. */
   json?: unknown;
-  /** A non-JSON body and its content type. */
+  /** A non-JSON body. */
   text?: string;
+  /** The body's media type (a handler gives it for `text`; the pipeline sets it for every body it answers). */
   contentType?: string;
+}
+
+/**
+ * A request as the pipeline takes it, whether it came from a socket or from a part of a batch: method, path and
+ * query, headers (lower-case names), and a body read only once the route and the caller are known.
+ */
+export interface Incoming {
+  method: string;
+  /** Path and query as sent, e.g. `/beta/deviceManagement/importedWindowsAutopilotDeviceIdentities?$top=2`. */
+  url: string;
+  headers: IncomingHttpHeaders;
+  body(): Promise<Buffer>;
+  /** The scheme and host the client reached (`http://127.0.0.1:5000`): service root, @odata.context and Location are built on it. */
+  origin: string;
+  requestId: string;
+  clientRequestId: string;
+  /** A part of a batch (which cannot itself be a batch). */
+  inBatch?: boolean;
 }
