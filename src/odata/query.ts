@@ -2,7 +2,8 @@ import { ObjectLiteral, SelectQueryBuilder } from 'typeorm';
 import { Dialect } from '../db/dialect';
 import { Binding } from './binding';
 import { badRequest, notImplemented } from './errors';
-import { ExpressionTranslator, parseFilter, parseOrderBy, Parameters } from './filter';
+import { parseFilter, parseOrderBy } from './filter.parser';
+import { ExpressionTranslator, Parameters } from './filter.sql';
 import { splitTopLevel } from './lexical';
 import { EntityType } from './model';
 
