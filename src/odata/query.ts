@@ -15,14 +15,11 @@ export interface QueryOptions {
   filter?: { source: string; node: ReturnType<typeof parseFilter> };
   orderby?: { source: string; items: ReturnType<typeof parseOrderBy> };
   select?: Set<string>;
-  selectSource?: string;
   top?: number;
   skip?: number;
   count?: boolean;
   skiptoken?: string;
   expand?: Map<string, QueryOptions>;
-  expandSource?: string;
-  format?: string;
 }
 
 const SYSTEM_OPTIONS = new Set([
@@ -157,7 +154,6 @@ function readOptions(options: Map<string, { name: string; value: string }>, type
         break;
       case 'select':
         result.select = parseSelect(value, type, name);
-        result.selectSource = value;
         break;
       case 'top':
         collectionOnly();
@@ -177,11 +173,9 @@ function readOptions(options: Map<string, { name: string; value: string }>, type
         break;
       case 'expand':
         result.expand = parseExpand(value, type, name);
-        result.expandSource = value;
         break;
       case 'format':
-        result.format = value;
-        break;
+        break; // $format is content negotiation's (src/server.ts reads it from the query string)
       case 'search':
         throw notImplemented(`The query option '${name}' is not supported by this service.`, name);
       case 'levels':
