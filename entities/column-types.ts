@@ -1,4 +1,4 @@
-import { ColumnType, getMetadataArgsStorage } from 'typeorm';
+import { ColumnType, EntityTarget, getMetadataArgsStorage, ObjectLiteral } from 'typeorm';
 
 /**
  * Column options that differ per engine. Decorators run at import time, before anyone knows which engine a
@@ -12,9 +12,9 @@ export const BYTEWISE = 'bytewise';
 const binaryColumns = new Set<object>();
 const bytewiseColumns = new Set<object>();
 
-export function adaptColumnsTo(engine: 'sqlite' | 'postgres', targets: Function[]): void {
+export function adaptColumnsTo(engine: 'sqlite' | 'postgres', targets: EntityTarget<ObjectLiteral>[]): void {
   for (const column of getMetadataArgsStorage().columns) {
-    if (!targets.includes(column.target as Function)) continue;
+    if (!targets.includes(column.target)) continue;
     const options = column.options;
     if (options.type === BINARY) binaryColumns.add(column);
     if (options.collation === BYTEWISE) bytewiseColumns.add(column);

@@ -19,7 +19,12 @@ export interface Problem {
   problem: string;
 }
 
-const isProblem = (x: unknown): x is Problem => typeof x === 'object' && x !== null && 'problem' in x;
+/** Unwinds the shape check to the first problem it finds. */
+class ProblemFound extends Error {
+  constructor(readonly found: Problem) {
+    super(found.problem);
+  }
+}
 
 /** What a character outside a string literal that no expression may contain is most likely meant to be. */
 function illegalCharacter(source: string, i: number): Problem {
@@ -112,13 +117,13 @@ class ShapeCheck {
       }
       return undefined;
     } catch (err) {
-      if (isProblem(err)) return err;
+      if (err instanceof ProblemFound) return err.found;
       throw err;
     }
   }
 
   private fail(token: Token | undefined, problem: string): never {
-    throw { position: token?.position ?? this.end, problem } satisfies Problem;
+    throw new ProblemFound({ position: token?.position ?? this.end, problem });
   }
 
   private expr(depth: number): void {

@@ -20,7 +20,7 @@ export function parseFilter(source: string): AstNode {
   precheck('$filter', source);
   const parsed = escapePercent(rewriteIn(source));
   try {
-    return defaultParser.filter(parsed.text) as unknown as AstNode;
+    return defaultParser.filter(parsed.text);
   } catch (err) {
     throw rejected('$filter', source, err, BINARY_OPERATORS, parsed.map);
   }

@@ -130,7 +130,7 @@ export async function startService(env: Record<string, string> = {}, databaseUrl
     get: (path, options) => request('GET', path, options),
     close: async () => {
       await app.close();
-      await dropSchema(databaseUrl!);
+      await dropSchema(databaseUrl);
     },
   };
 }
