@@ -1,6 +1,7 @@
+import { Worker } from 'node:worker_threads';
 import { defaultParser } from '@odata/parser';
 import { AstNode } from '../src/odata/filter.ast';
-import { BoolTree, escapePercent, precheck, reassociate, rewriteIn, unescapePercent } from '../src/odata/odata-parser.workarounds';
+import { BoolTree, escapePercent, precheck, reassociate, rewriteIn, unclosedJsonString, unescapePercent } from '../src/odata/odata-parser.workarounds';
 
 /** The workarounds for @odata/parser defects (src/odata/odata-parser.workarounds.ts), one table each. */
 
@@ -118,5 +119,68 @@ describe('reassociate: the parser reads `not A and B` as `not (A and B)`', () =>
     const node = defaultParser.filter(source) as unknown as AstNode;
 
     expect(show(reassociate(node))).toBe(tree);
+  });
+});
+
+describe('unclosedJsonString: the parser loops forever on a JSON string left open', () => {
+  it.each([
+    ['["a', 1],
+    ['groupTag eq {"a":"', 17],
+    ['[1,"a\\"', 3],
+    ['["a", "b', 6],
+    ["x eq 'it''s \"' and y eq [\"", 25],
+    ['["a"]', undefined],
+    ['{"a":"b\\"c"}', undefined],
+    ["x eq '[\"a'", undefined],
+    ["x eq '[\"a", undefined],
+    ['groupTag eq null', undefined],
+  ])('%j → %j', (text, position) => {
+    expect(unclosedJsonString(text)).toBe(position);
+  });
+
+  /** What parseFilter / parseOrderBy answer for each input, from a worker thread, or 'no answer' after `ms`. */
+  function answersFromWorker(calls: [string, string][], ms: number): Promise<string[]> {
+    const worker = new Worker(
+      `const { parentPort, workerData } = require('node:worker_threads');
+       require('ts-node').register({ transpileOnly: true });
+       const parser = require(workerData.module);
+       for (const [fn, input] of workerData.calls) {
+         try { parser[fn](input); parentPort.postMessage('parsed'); } catch (err) { parentPort.postMessage(err.status + ' ' + err.message); }
+       }`,
+      { eval: true, workerData: { module: require.resolve('../src/odata/filter.parser'), calls } },
+    );
+    const answers: string[] = [];
+    return new Promise((resolve) => {
+      const finish = () => {
+        clearTimeout(timer);
+        void worker.terminate();
+        resolve(calls.map((_, i) => answers[i] ?? 'no answer'));
+      };
+      const timer = setTimeout(finish, ms);
+      worker.on('message', (answer: string) => {
+        answers.push(answer);
+        if (answers.length === calls.length) finish();
+      });
+      worker.on('error', finish);
+    });
+  }
+
+  it('keeps parseFilter and parseOrderBy from hanging: they answer 400 at once', async () => {
+    // arrange: each input made @odata/parser loop forever before the guard (a worker, so a regression fails, not hangs)
+    const calls: [string, string][] = [
+      ['parseFilter', '["a'],
+      ['parseFilter', 'groupTag eq {"a":"'],
+      ['parseOrderBy', 'groupTag, {"a":"b'],
+    ];
+
+    // act
+    const answers = await answersFromWorker(calls, 20000);
+
+    // assert
+    expect(answers).toEqual([
+      "400 Syntax error in $filter at position 0 ('[\"a'): the character '[' is not allowed here.",
+      "400 Syntax error in $filter at position 12 ('{\"a\":\"'): the character '{' is not allowed here.",
+      "400 Syntax error in $orderby at position 10 ('{\"a\":\"b'): the character '{' is not allowed here.",
+    ]);
   });
 });

@@ -6,7 +6,7 @@ import { AstNode, OrderByItem, orderByItem } from './filter.ast';
 import { rejected, syntaxError } from './filter.diagnostics';
 import { ARITHMETIC_OPERATORS, BINARY_OPERATORS, DIRECTIONS } from './filter.grammar';
 import { splitTopLevel } from './lexical';
-import { escapePercent, precheck, rewriteIn } from './odata-parser.workarounds';
+import { escapePercent, precheck, refuseUnclosedJsonString, rewriteIn } from './odata-parser.workarounds';
 
 /*
  * $filter and $orderby text → @odata/parser's expression tree. The text is the client's, decoded once from the raw
@@ -20,6 +20,7 @@ export function parseFilter(source: string): AstNode {
   precheck('$filter', source);
   const parsed = escapePercent(rewriteIn(source));
   try {
+    refuseUnclosedJsonString(parsed.text);
     return defaultParser.filter(parsed.text);
   } catch (err) {
     throw rejected('$filter', source, err, BINARY_OPERATORS, parsed.map);
@@ -42,6 +43,7 @@ export function parseOrderBy(source: string): OrderByItem[] {
     const escaped = escapePercent({ text: item, map: [...item].map((_, i) => i).concat(item.length) });
     let parsed: unknown;
     try {
+      refuseUnclosedJsonString(escaped.text);
       parsed = parseOrderByItem(escaped.text, {});
     } catch (err) {
       throw rejected('$orderby', item, err, ARITHMETIC_OPERATORS, escaped.map, DIRECTIONS, offset + lead);

@@ -131,6 +131,32 @@ export function unescapePercent(value: string): string {
   return value.replace(/%25/g, '%');
 }
 
+// Defect: the parser loops forever on a JSON string left open in an array or object literal (`["a`, `{"a":"`).
+/**
+ * Where a JSON string (a '"' outside string literals; `\` escapes the next character) opens and is not closed, if
+ * one is. Closed JSON literals still go to the parser (and answer 501, as before).
+ */
+export function unclosedJsonString(text: string): number | undefined {
+  for (let i = 0; i < text.length; i++) {
+    if (text[i] === "'") {
+      const end = stringEnd(text, i);
+      if (end < 0) return undefined; // the rest is inside a string literal
+      i = end - 1;
+    } else if (text[i] === '"') {
+      const start = i;
+      for (i++; i < text.length && text[i] !== '"'; i++) if (text[i] === '\\') i++;
+      if (i >= text.length) return start;
+    }
+  }
+  return undefined;
+}
+
+/** Fails, as the parser would, on text that would make it loop forever; the caller turns that into the usual 400. */
+export function refuseUnclosedJsonString(text: string): void {
+  const at = unclosedJsonString(text);
+  if (at !== undefined) throw new Error(`A JSON string is not closed: fail at ${at}`);
+}
+
 /** An and/or/not expression with OData's precedence; its leaves are the parser's other nodes. */
 export type BoolTree = { op: 'and' | 'or'; operands: BoolTree[] } | { op: 'not'; operand: BoolTree } | { op: 'leaf'; node: AstNode };
 
