@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { createServer, IncomingMessage } from 'node:http';
+import { createServer, IncomingMessage, ServerResponse } from 'node:http';
 import Database from 'better-sqlite3';
 
 /**
@@ -55,7 +55,7 @@ function body(req: IncomingMessage): Promise<any> {
   });
 }
 
-createServer(async (req, res) => {
+async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
   const url = new URL(req.url!, 'http://x');
   const parts = url.pathname.split('/').filter(Boolean);
   let out: unknown;
@@ -83,4 +83,6 @@ createServer(async (req, res) => {
   const text = out === undefined ? '' : JSON.stringify(out);
   res.writeHead(status, { 'Content-Type': 'application/json', 'Content-Length': Buffer.byteLength(text) });
   res.end(text);
-}).listen(Number(port), '127.0.0.1', () => console.log(`raw bound listening on ${port}`));
+}
+
+createServer((req, res) => void handle(req, res)).listen(Number(port), '127.0.0.1', () => console.log(`raw bound listening on ${port}`));

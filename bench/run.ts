@@ -62,8 +62,8 @@ async function start(name: Target['name'], port: number, env: Record<string, str
       output += chunk.toString();
       if (output.includes('listening on')) resolve();
     };
-    child.stdout!.on('data', onData);
-    child.stderr!.on('data', onData);
+    child.stdout.on('data', onData);
+    child.stderr.on('data', onData);
     child.on('exit', (code) => reject(new Error(`${name} exited (${code}): ${output}`)));
   });
   return child;

@@ -1,4 +1,4 @@
-import { ColumnType, getMetadataArgsStorage } from 'typeorm';
+import { ColumnType, EntityTarget, getMetadataArgsStorage, ObjectLiteral } from 'typeorm';
 import type { Dialect } from '../src/db/dialect';
 
 /**
@@ -21,9 +21,9 @@ const binaryColumns = new Set<object>();
 const bytewiseColumns = new Set<object>();
 const nowColumns = new Set<object>();
 
-export function adaptColumnsTo(dialect: Dialect, targets: Function[]): void {
+export function adaptColumnsTo(dialect: Dialect, targets: EntityTarget<ObjectLiteral>[]): void {
   for (const column of getMetadataArgsStorage().columns) {
-    if (!targets.includes(column.target as Function)) continue;
+    if (!targets.includes(column.target)) continue;
     const options = column.options;
     if (options.type === BINARY) binaryColumns.add(column);
     if (options.collation === BYTEWISE) bytewiseColumns.add(column);

@@ -104,7 +104,7 @@ describe('request bodies', () => {
     [method, path, 'application/x-www-form-urlencoded'],
     [method, path, 'application/json; charset=iso-8859-1'],
   ]))('%s %s with Content-Type %s → 415 UnsupportedMediaType', async (method, path, contentType) => {
-    const res = await service.request(method as string, (path as () => string)(), { body: '{}', headers: { 'Content-Type': contentType as string } });
+    const res = await service.request(method, path(), { body: '{}', headers: { 'Content-Type': contentType } });
 
     expectGraphError(res, 415, 'UnsupportedMediaType');
   });
@@ -211,7 +211,7 @@ describe('406: content negotiation', () => {
       [name, path, { Accept: 'application/json;charset=iso-8859-1' }],
     ]),
   )('GET %s with %j → 406 NotAcceptable', async (_name, path, headers) => {
-    const res = await service.get((path as () => string)(), { headers: { ...(headers as Record<string, string>), 'client-request-id': 'accept-1' } });
+    const res = await service.get(path(), { headers: { ...(headers as Record<string, string>), 'client-request-id': 'accept-1' } });
 
     expectGraphError(res, 406, 'NotAcceptable', 'accept-1');
   });
@@ -374,10 +374,10 @@ describe('nothing ever 500s on bad input', () => {
     ['control characters', '{"groupTag":"\\u0000\\u0001"}'],
   ];
 
-  it.each(JSON_ROUTES.flatMap(([method, path]) => BODIES.map(([name, body]) => [method, path, name, body])))(
+  it.each(JSON_ROUTES.flatMap(([method, path]) => BODIES.map(([name, body]) => [method, path, name, body] as const)))(
     '%s %s with %s → 2xx or 4xx, never 5xx',
     async (method, path, _name, body) => {
-      const res = await service.request(method as string, (path as () => string)(), { body: body as string, headers: { 'Content-Type': 'application/json' } });
+      const res = await service.request(method, path(), { body, headers: { 'Content-Type': 'application/json' } });
 
       expect(res.status).toBeLessThan(500);
       if (res.status >= 400) expectGraphError(res, res.status, res.body.error.code);
@@ -393,10 +393,10 @@ describe('nothing ever 500s on bad input', () => {
     '$search=x', '$apply=x', '$levels=1', '%', '$format=application/json;odata.metadata=bogus',
   ];
 
-  it.each(READ_ROUTES.flatMap(([name, path]) => QUERIES.map((q) => [name, path, q])))(
+  it.each(READ_ROUTES.flatMap(([name, path]) => QUERIES.map((q) => [name, path, q] as const)))(
     'GET %s?%s → 2xx or 4xx/501 in Graph shape, never 500',
     async (_name, path, query) => {
-      const res = await service.get(`${(path as () => string)()}?${query}`);
+      const res = await service.get(`${path()}?${query}`);
 
       expect(res.status).not.toBe(500);
       expect(res.status === 501 || res.status < 500).toBe(true);
@@ -411,7 +411,7 @@ describe('requests node’s HTTP parser rejects are answered in Graph shape', ()
     return new Promise((resolve, reject) => {
       const socket = connect(Number(new URL(service.origin).port), '127.0.0.1');
       let data = '';
-      socket.on('data', (c) => (data += c));
+      socket.on('data', (c) => (data += c.toString()));
       socket.on('end', () => {
         const [head, body] = data.split('\r\n\r\n');
         const [statusLine, ...lines] = head.split('\r\n');

@@ -107,7 +107,7 @@ describe('CSDL entity types → TypeORM columns', () => {
     });
 
     it('is what Binding binds: one column per property path', () => {
-      const binding = new Binding(type, dataSource, metadata.target as Function);
+      const binding = new Binding(type, dataSource, metadata.target);
 
       expect([...binding.columns.keys()]).toEqual(csdlColumns(type).map((c) => c.propertyPath.replace('.', '/')));
     });

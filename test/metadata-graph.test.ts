@@ -149,6 +149,7 @@ interface SaxParser {
  */
 function factsFromXml(xml: string): Map<string, Facts> {
   // sax is odata-csdl's XML parser; it is not a direct dependency, npm hoists it to node_modules/sax.
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
   const sax = require('sax') as { parser(strict: boolean): SaxParser };
   const parser = sax.parser(true);
   const bySection = new Map<string, Facts>();
@@ -296,7 +297,7 @@ function factsFromJson(csdl: Json): Facts {
       if (text !== undefined) addDescription(facts, target, text);
     };
 
-    for (const [name, def] of Object.entries(schema) as [string, any][]) {
+    for (const [name, def] of Object.entries<any>(schema)) {
       if (name.startsWith('$') || name.startsWith('@')) continue;
       const q = `${namespace}.${name}`;
       if (Array.isArray(def)) {
@@ -322,7 +323,7 @@ function factsFromJson(csdl: Json): Facts {
         continue;
       }
       if (def.$Kind === 'EntityContainer') {
-        for (const [child, member] of Object.entries(def) as [string, Json][]) {
+        for (const [child, member] of Object.entries<Json>(def)) {
           if (child.startsWith('$') || child.includes('@')) continue;
           if (member.$Collection !== true && member.$Type) facts.singletons[child] = qualify(member.$Type);
           describe(`${q}/${child}`, member);
@@ -331,7 +332,7 @@ function factsFromJson(csdl: Json): Facts {
       }
       facts.types[q] = { kind: def.$Kind, abstract: def.$Abstract === true, baseType: def.$BaseType ? qualify(def.$BaseType) : null, key: def.$Key ?? null };
       describe(q, def);
-      for (const [memberName, member] of Object.entries(def) as [string, any][]) {
+      for (const [memberName, member] of Object.entries<any>(def)) {
         if (memberName.startsWith('$') || memberName.includes('@')) continue;
         const key = `${q}/${memberName}`;
         if (def.$Kind === 'EnumType') {

@@ -175,6 +175,7 @@ interface XmlElement {
 /** Every element of a CSDL XML document, in document order, with the qualified names it declares. */
 function elements(xml: string): XmlElement[] {
   // sax is odata-csdl's XML parser; it is not a direct dependency, npm hoists it to node_modules/sax.
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
   const sax = require('sax') as { parser(strict: boolean): SaxParser };
   const parser = sax.parser(true);
   const out: XmlElement[] = [];

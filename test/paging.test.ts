@@ -242,7 +242,7 @@ describe('the SQL of a filtered device list', () => {
    */
   async function planOf(dataSource: DataSource, sql: string, parameters: unknown[]): Promise<string[]> {
     if (dataSource.options.type === 'sqlite') {
-      return ((await dataSource.query(`EXPLAIN QUERY PLAN ${sql}`, parameters)) as { detail: string }[]).map((row) => row.detail);
+      return (await dataSource.query<{ detail: string }[]>(`EXPLAIN QUERY PLAN ${sql}`, parameters)).map((row) => row.detail);
     }
     const runner = dataSource.createQueryRunner();
     try {

@@ -204,7 +204,7 @@ describe('PATCH on a deviceIdentities collection', () => {
   it.each([
     ['of a device in another upload', async () => (await createDevice(`${DEFAULT_UPLOAD}/deviceIdentities`)).id],
     ['of a live device', async () => (await createDevice(LIVE)).id],
-    ['that does not exist', async () => '00000000-0000-0000-0000-000000000002'],
+    ['that does not exist', () => Promise.resolve('00000000-0000-0000-0000-000000000002')],
   ])('answers 404 for an id %s, changing nothing', async (_what, idOf) => {
     const id = await idOf();
     const before = await service.get(`${contained()}?$count=true`);

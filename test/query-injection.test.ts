@@ -117,6 +117,19 @@ describe.each(KINDS)('hostile $filter on the %s device collection', (kind) => {
   );
 });
 
+describe('a JSON string left open (on which @odata/parser used to loop forever) is a 400 at once', () => {
+  it.each([
+    ['$filter', '["a', "Syntax error in $filter at position 0 ('[\"a'): the character '[' is not allowed here."],
+    ['$filter', 'groupTag eq {"a":"', "Syntax error in $filter at position 12 ('{\"a\":\"'): the character '{' is not allowed here."],
+    ['$orderby', 'groupTag, ["a', "Syntax error in $orderby at position 10 ('[\"a'): the character '[' is not allowed here."],
+  ])('%s=%s', async (option, value, message) => {
+    const res = await service.get(`${devicePath(fx, 'live')}?${query({ [option]: value })}`);
+
+    expect(res.status).toBe(400);
+    expect(res.body.error).toMatchObject({ code: 'BadRequest', target: option, message });
+  });
+});
+
 describe('nesting: at the limit of 12 levels the heaviest constructs run; one level more is a 400', () => {
   /** substring(serialNumber,indexof(…,'x')) n times around 'y': two levels each, the deepest SQL per level. */
   const substrings = (n: number) => {

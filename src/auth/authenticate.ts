@@ -1,6 +1,6 @@
 import { IncomingHttpHeaders } from 'node:http';
 import { readFileSync } from 'node:fs';
-import { createLocalJWKSet, createRemoteJWKSet, errors as joseErrors, JWTPayload, jwtVerify, JWTVerifyGetKey } from 'jose';
+import { createLocalJWKSet, createRemoteJWKSet, errors as joseErrors, JSONWebKeySet, JWTPayload, jwtVerify, JWTVerifyGetKey } from 'jose';
 import { ODataError } from '../odata/errors';
 import type { Authenticate, Caller } from './caller';
 import { READ_SCOPE, WRITE_SCOPE } from './tokens';
@@ -40,7 +40,7 @@ export function createAuthenticator(options: AuthOptions): Authenticate {
     algorithms = ['RS256', 'RS384', 'RS512', 'PS256', 'ES256', 'ES384'];
     key = /^https?:\/\//.test(options.jwks)
       ? createRemoteJWKSet(new URL(options.jwks))
-      : createLocalJWKSet(JSON.parse(readFileSync(options.jwks, 'utf8')));
+      : createLocalJWKSet(JSON.parse(readFileSync(options.jwks, 'utf8')) as JSONWebKeySet);
   } else if (options.secret) {
     algorithms = ['HS256'];
     key = new TextEncoder().encode(options.secret);

@@ -1,4 +1,4 @@
-import { DataSource } from 'typeorm';
+import { DataSource, EntityTarget, ObjectLiteral } from 'typeorm';
 import { ComplexType, EntityType, StructuralProperty } from './model';
 
 /** An entity's structural values in the service's own terms: enums as numbers, Binary as Buffer, dates as epoch ms. */
@@ -26,7 +26,7 @@ export class Binding {
   constructor(
     readonly type: EntityType,
     dataSource: DataSource,
-    entity: Function,
+    entity: EntityTarget<ObjectLiteral>,
   ) {
     const metadata = dataSource.getMetadata(entity);
     this.table = metadata.tableName;
@@ -97,6 +97,9 @@ export class Binding {
   }
 }
 
+/** A driver's value as text (text columns come back as strings already). */
+const asText = (raw: unknown): string => (typeof raw === 'string' ? raw : String(raw));
+
 function fromColumn(property: StructuralProperty, raw: unknown): Value {
   if (raw === null || raw === undefined) return null;
   const type = property.type;
@@ -109,7 +112,7 @@ function fromColumn(property: StructuralProperty, raw: unknown): Value {
       case 'Edm.Binary':
         return Buffer.isBuffer(raw) ? raw : Buffer.from(raw as Uint8Array);
       default:
-        return String(raw);
+        return asText(raw);
     }
   }
   return raw as Value;

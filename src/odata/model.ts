@@ -87,13 +87,39 @@ export interface EdmModel {
   typeByName(name: string): EntityType | ComplexType | EnumType | undefined;
 }
 
-type CsdlJson = Record<string, any>;
+/** The members of a CSDL JSON element (type, property, navigation) that the model reads. */
+interface CsdlElement {
+  $Kind?: string;
+  $Type?: string;
+  $Nullable?: boolean;
+  $Collection?: boolean;
+  $ContainsTarget?: boolean;
+  $Abstract?: boolean;
+  $Key?: string[];
+  $BaseType?: string;
+  [member: string]: unknown;
+}
+
+/** A bound action or function overload, and its parameters and return type. */
+interface CsdlOperation {
+  $Kind: string;
+  $IsBound?: boolean;
+  $Parameter?: (CsdlElement & { $Name: string })[];
+  $ReturnType?: CsdlElement;
+}
+
+interface CsdlSchema {
+  $Alias: string;
+  [element: string]: unknown;
+}
+
+const isElement = (x: unknown): x is CsdlElement => typeof x === 'object' && x !== null;
 
 /** Builds the model from CSDL XML (by default the contract in metadata/); throws on a type reference that resolves to nothing. */
 export function loadModel(xml: string = readFileSync(METADATA_FILE, 'utf8')): EdmModel {
-  const json = xml2json(xml, { annotations: true, strict: true }) as CsdlJson;
-  const schema = json[NAMESPACE] as CsdlJson;
-  const alias: string = schema.$Alias;
+  const json = xml2json(xml, { annotations: true, strict: true }) as Record<string, unknown>;
+  const schema = json[NAMESPACE] as CsdlSchema;
+  const alias = schema.$Alias;
   const qualify = (ref: string) => (ref.startsWith(`${alias}.`) ? `${NAMESPACE}.${ref.slice(alias.length + 1)}` : ref);
 
   const enumTypes = new Map<string, EnumType>();
@@ -101,7 +127,7 @@ export function loadModel(xml: string = readFileSync(METADATA_FILE, 'utf8')): Ed
   const entityTypes = new Map<string, EntityType>();
 
   for (const [name, def] of Object.entries(schema)) {
-    if (name.startsWith('$') || name.startsWith('@') || typeof def !== 'object') continue;
+    if (name.startsWith('$') || name.startsWith('@') || !isElement(def)) continue;
     const qualifiedName = `${NAMESPACE}.${name}`;
     if (def.$Kind === 'EnumType') {
       const members = new Map<string, number>();
@@ -137,20 +163,25 @@ export function loadModel(xml: string = readFileSync(METADATA_FILE, 'utf8')): Ed
     if (!found) throw new Error(`CSDL references unknown type ${ref}`);
     return found;
   };
-  const structural = (def: CsdlJson, into: Map<string, StructuralProperty>) => {
+  const element = (name: string): CsdlElement => {
+    const def = schema[name];
+    if (!isElement(def)) throw new Error(`CSDL has no element ${name}`);
+    return def;
+  };
+  const structural = (def: CsdlElement, into: Map<string, StructuralProperty>) => {
     for (const [name, prop] of Object.entries(def)) {
-      if (name.startsWith('$') || name.includes('@') || typeof prop !== 'object' || prop.$Kind === 'NavigationProperty') continue;
+      if (name.startsWith('$') || name.includes('@') || !isElement(prop) || prop.$Kind === 'NavigationProperty') continue;
       into.set(name, { name, nullable: prop.$Nullable === true, type: resolveType(prop.$Type) });
     }
   };
 
-  for (const complex of complexTypes.values()) structural(schema[complex.name], complex.properties);
+  for (const complex of complexTypes.values()) structural(element(complex.name), complex.properties);
 
   const built = new Set<string>();
   const buildEntity = (entity: EntityType) => {
     if (built.has(entity.qualifiedName)) return;
     built.add(entity.qualifiedName);
-    const def = schema[entity.name];
+    const def = element(entity.name);
     if (def.$BaseType) {
       const base = entityTypes.get(qualify(def.$BaseType));
       if (!base) throw new Error(`CSDL references unknown base type ${def.$BaseType}`);
@@ -161,9 +192,9 @@ export function loadModel(xml: string = readFileSync(METADATA_FILE, 'utf8')): Ed
       for (const [k, v] of base.navigations) entity.navigations.set(k, v);
     }
     structural(def, entity.properties);
-    for (const [name, prop] of Object.entries(def) as [string, CsdlJson][]) {
-      if (typeof prop !== 'object' || prop === null || prop.$Kind !== 'NavigationProperty') continue;
-      const target = entityTypes.get(qualify(prop.$Type));
+    for (const [name, prop] of Object.entries(def)) {
+      if (!isElement(prop) || prop.$Kind !== 'NavigationProperty') continue;
+      const target = entityTypes.get(qualify(prop.$Type ?? ''));
       if (!target) throw new Error(`CSDL navigation ${name} references unknown type ${prop.$Type}`);
       entity.navigations.set(name, {
         name,
@@ -184,15 +215,15 @@ export function loadModel(xml: string = readFileSync(METADATA_FILE, 'utf8')): Ed
   const operations: Operation[] = [];
   for (const [name, overloads] of Object.entries(schema)) {
     if (!Array.isArray(overloads)) continue;
-    for (const def of overloads as CsdlJson[]) {
+    for (const def of overloads as CsdlOperation[]) {
       if (def.$Kind !== 'Action' && def.$Kind !== 'Function') continue;
       if (def.$IsBound !== true) throw new Error(`CSDL operation ${name} is unbound; only bound operations are served`);
-      const [binding, ...rest] = (def.$Parameter ?? []) as CsdlJson[];
+      const [binding, ...rest] = def.$Parameter ?? [];
       if (!binding) throw new Error(`CSDL bound operation ${name} has no binding parameter`);
       operations.push({
         name,
         kind: def.$Kind === 'Action' ? 'action' : 'function',
-        bindingType: entityRef(binding.$Type, `operation ${name}`),
+        bindingType: entityRef(binding.$Type ?? '', `operation ${name}`),
         bindingCollection: binding.$Collection === true,
         parameters: rest.map((p) => ({ name: p.$Name, type: qualify(p.$Type ?? 'Edm.String'), collection: p.$Collection === true, nullable: p.$Nullable !== false })),
         returnType: def.$ReturnType && { type: qualify(def.$ReturnType.$Type ?? 'Edm.String'), collection: def.$ReturnType.$Collection === true },
@@ -201,12 +232,12 @@ export function loadModel(xml: string = readFileSync(METADATA_FILE, 'utf8')): Ed
   }
 
   const containerName = String(json.$EntityContainer ?? '').split('.').pop() ?? '';
-  const containerDef = (schema[containerName] ?? {}) as CsdlJson;
+  const containerDef = (schema[containerName] ?? {}) as Record<string, unknown>;
   const singletons = new Map<string, Singleton>();
-  for (const [name, def] of Object.entries(containerDef) as [string, CsdlJson][]) {
-    if (name.startsWith('$') || name.includes('@') || typeof def !== 'object') continue;
+  for (const [name, def] of Object.entries(containerDef)) {
+    if (name.startsWith('$') || name.includes('@') || !isElement(def)) continue;
     if (def.$Collection === true) throw new Error(`CSDL entity set ${name}: the service serves singletons and their containment only`);
-    singletons.set(name, { name, type: entityRef(def.$Type, `singleton ${name}`) });
+    singletons.set(name, { name, type: entityRef(def.$Type ?? '', `singleton ${name}`) });
   }
 
   const typeByName = (name: string) => {

@@ -153,11 +153,6 @@ export function checkContentType(contentType: string | undefined, accepted: read
   return type;
 }
 
-/** A JSON request body must be declared as application/json. */
-export function checkJsonContentType(contentType: string | undefined): void {
-  checkContentType(contentType);
-}
-
 export interface Preferences {
   returnPreference?: 'minimal' | 'representation';
   maxPageSize?: number;

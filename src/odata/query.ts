@@ -2,7 +2,9 @@ import { ObjectLiteral, SelectQueryBuilder } from 'typeorm';
 import { Dialect } from '../db/dialect';
 import { Binding } from './binding';
 import { badRequest, notImplemented } from './errors';
-import { ExpressionTranslator, parseFilter, parseOrderBy, Parameters } from './filter';
+import { parseFilter, parseOrderBy } from './filter.parser';
+import { ExpressionTranslator, Parameters } from './filter.sql';
+import { splitTopLevel } from './lexical';
 import { EntityType } from './model';
 
 /**
@@ -13,14 +15,11 @@ export interface QueryOptions {
   filter?: { source: string; node: ReturnType<typeof parseFilter> };
   orderby?: { source: string; items: ReturnType<typeof parseOrderBy> };
   select?: Set<string>;
-  selectSource?: string;
   top?: number;
   skip?: number;
   count?: boolean;
   skiptoken?: string;
   expand?: Map<string, QueryOptions>;
-  expandSource?: string;
-  format?: string;
 }
 
 const SYSTEM_OPTIONS = new Set([
@@ -101,33 +100,16 @@ function parseSelect(value: string, type: EntityType, name: string): Set<string>
 }
 
 /** Splits `a($x=1;$y=2),b` at top-level commas / semicolons, respecting parentheses and string literals. */
-function splitTopLevel(value: string, separator: ',' | ';'): string[] {
-  const parts: string[] = [];
-  let depth = 0;
-  let inString = false;
-  let current = '';
-  for (const ch of value) {
-    if (ch === "'") inString = !inString;
-    if (!inString) {
-      if (ch === '(') depth++;
-      if (ch === ')') depth--;
-      if (depth < 0) throw badRequest(`Unbalanced parentheses in '${value}'.`);
-      if (ch === separator && depth === 0) {
-        parts.push(current);
-        current = '';
-        continue;
-      }
-    }
-    current += ch;
-  }
-  if (depth !== 0 || inString) throw badRequest(`Unbalanced parentheses or quotes in '${value}'.`);
-  parts.push(current);
-  return parts;
+function splitBalanced(value: string, separator: ',' | ';'): string[] {
+  const { parts, stoppedAt, depth } = splitTopLevel(value, separator, { stopAtClose: true });
+  if (stoppedAt === 'close') throw badRequest(`Unbalanced parentheses in '${value}'.`);
+  if (stoppedAt === 'openString' || depth !== 0) throw badRequest(`Unbalanced parentheses or quotes in '${value}'.`);
+  return parts.map((part) => part.text);
 }
 
 function parseExpand(value: string, type: EntityType, name: string): Map<string, QueryOptions> {
   const expand = new Map<string, QueryOptions>();
-  for (const item of splitTopLevel(value, ',').map((s) => s.trim())) {
+  for (const item of splitBalanced(value, ',').map((s) => s.trim())) {
     const open = item.indexOf('(');
     const navName = open < 0 ? item : item.slice(0, open);
     if (!item.endsWith(')') && open >= 0) throw badRequest(`Syntax error in ${name}: '${item}'.`, name);
@@ -139,7 +121,7 @@ function parseExpand(value: string, type: EntityType, name: string): Map<string,
       if (expand.has(target)) throw badRequest(`'${target}' is expanded more than once.`, name);
       const nested = new Map<string, { name: string; value: string }>();
       if (open >= 0) {
-        for (const option of splitTopLevel(item.slice(open + 1, -1), ';')) {
+        for (const option of splitBalanced(item.slice(open + 1, -1), ';')) {
           const eq = option.indexOf('=');
           if (eq < 0) throw badRequest(`Syntax error in the options of '${target}' in ${name}: '${option}'.`, name);
           const optName = option.slice(0, eq).trim();
@@ -172,7 +154,6 @@ function readOptions(options: Map<string, { name: string; value: string }>, type
         break;
       case 'select':
         result.select = parseSelect(value, type, name);
-        result.selectSource = value;
         break;
       case 'top':
         collectionOnly();
@@ -192,11 +173,9 @@ function readOptions(options: Map<string, { name: string; value: string }>, type
         break;
       case 'expand':
         result.expand = parseExpand(value, type, name);
-        result.expandSource = value;
         break;
       case 'format':
-        result.format = value;
-        break;
+        break; // $format is content negotiation's (src/server.ts reads it from the query string)
       case 'search':
         throw notImplemented(`The query option '${name}' is not supported by this service.`, name);
       case 'levels':

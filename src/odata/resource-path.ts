@@ -1,4 +1,5 @@
 import { badRequest } from './errors';
+import { stringLiteralValue } from './lexical';
 
 /** One URL path segment: `name`, `name('key')`, `name(key)`, `name(id='key')` or a call `name()`. */
 export interface Segment {
@@ -11,9 +12,9 @@ const SEGMENT = /^([^()]+)(?:\((.*)\))?$/;
 
 function unquote(text: string): string {
   if (text.length >= 2 && text.startsWith("'") && text.endsWith("'")) {
-    const inner = text.slice(1, -1);
-    if (/(^|[^'])'(?!')/.test(inner.replace(/''/g, ''))) throw badRequest(`The key literal ${text} is not a valid string literal.`);
-    return inner.replace(/''/g, "'");
+    const value = stringLiteralValue(text);
+    if (value === undefined) throw badRequest(`The key literal ${text} is not a valid string literal.`);
+    return value;
   }
   // Unquoted keys are accepted when they are GUIDs, as Graph accepts them.
   if (/^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$/.test(text)) return text;

@@ -21,7 +21,7 @@ export function formatDateTimeOffset(epochMs: number): string {
 function valueToJson(property: StructuralProperty, value: unknown, options: SerializeOptions): unknown {
   if (value === null || value === undefined) return null;
   const type = property.type;
-  if (type.kind === 'enum') return type.names.get(value as number) ?? String(value);
+  if (type.kind === 'enum') return type.names.get(value as number) ?? `${value as number}`;
   if (type.kind === 'complex') return complexToJson(type, value as Record<string, unknown>, options);
   switch (type.name) {
     case 'Edm.Binary':

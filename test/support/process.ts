@@ -51,9 +51,9 @@ export async function spawnService(env: Record<string, string>): Promise<Service
         resolve();
       }
     };
-    child.stdout!.on('data', onData);
-    child.stderr!.on('data', onData);
-    exited.then((code) => reject(new Error(`service exited with ${code}:\n${output}`)));
+    child.stdout.on('data', onData);
+    child.stderr.on('data', onData);
+    void exited.then((code) => reject(new Error(`service exited with ${code}:\n${output}`)));
   });
   return {
     root: `http://127.0.0.1:${port}/beta`,

@@ -138,7 +138,7 @@ export async function startService(env: Record<string, string> = {}, databaseUrl
     close: async () => {
       await app.close();
       await auth.close();
-      await dropSchema(databaseUrl!);
+      await dropSchema(databaseUrl);
     },
   };
 }
