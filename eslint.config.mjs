@@ -36,24 +36,18 @@ export default defineConfig(
     },
   },
   {
-    // TEMPORARY, until the rewrite of these files (another branch) lands: their 13 findings warn instead of failing
-    // `npm test`. The integrator fixes them after the merge and deletes this block.
-    files: [
-      'src/routes.ts',
-      'src/server.ts',
-      'src/controllers/*.ts',
-      'src/db/database.ts',
-      'src/odata/entity-set.ts',
-    ],
+    // Test doubles implement async interfaces (controllers, drivers) without awaiting anything.
+    files: ['test/**/*.ts'],
+    rules: { '@typescript-eslint/require-await': 'off' },
+  },
+  {
+    // The CSDL JSON this file annotates is untyped JSON (odata-csdl's output), handed to an untyped library.
+    files: ['src/http/openapi.ts'],
     rules: {
-      '@typescript-eslint/no-base-to-string': 'warn',
-      '@typescript-eslint/no-unnecessary-type-assertion': 'warn',
-      '@typescript-eslint/no-unsafe-argument': 'warn',
-      '@typescript-eslint/no-unsafe-assignment': 'warn',
-      '@typescript-eslint/no-unsafe-function-type': 'warn',
-      '@typescript-eslint/no-unsafe-return': 'warn',
-      '@typescript-eslint/no-unused-vars': 'warn',
-      '@typescript-eslint/require-await': 'warn',
+      '@typescript-eslint/no-explicit-any': 'off',
+      '@typescript-eslint/no-unsafe-argument': 'off',
+      '@typescript-eslint/no-unsafe-assignment': 'off',
+      '@typescript-eslint/no-unsafe-member-access': 'off',
     },
   },
   {

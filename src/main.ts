@@ -77,7 +77,7 @@ async function main() {
     const force = setTimeout(() => app.server.closeAllConnections(), config.shutdownTimeoutMs);
     force.unref();
     drain();
-    app.close().then(auth.close).then(
+    app.close().then(() => auth.close()).then(
       () => process.exit(0),
       (err) => {
         logger.error({ err }, 'shutdown failed');

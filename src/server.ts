@@ -1,3 +1,4 @@
+import { EntityTarget, ObjectLiteral } from 'typeorm';
 import { randomUUID } from 'node:crypto';
 import { IncomingHttpHeaders, IncomingMessage, Server, ServerResponse, STATUS_CODES } from 'node:http';
 import { Duplex } from 'node:stream';
@@ -78,7 +79,7 @@ export function createApp(
   logger: Logger = pino({ level: config.logLevel }),
   authenticate: Authenticate = anonymous,
 ): App {
-  const table = (typeName: string, entity: Function) => new ScopedTable(db, new Binding(entityType(typeName), db.dataSource, entity), entity);
+  const table = (typeName: string, entity: EntityTarget<ObjectLiteral>) => new ScopedTable(db, new Binding(entityType(typeName), db.dataSource, entity), entity);
   const uploadsTable = table(TYPE.upload, ImportedWindowsAutopilotDeviceIdentityUpload);
   const devicesTable = table(TYPE.device, ImportedWindowsAutopilotDeviceIdentity);
   const registered = new RegisteredDevicesController(table(REGISTERED_DEVICE, WindowsAutopilotDeviceIdentity));
@@ -96,7 +97,7 @@ export function createApp(
   const router = new Router(model(), mounts(controllers));
   // Imports are processed in the background; a commit of new devices wakes the worker.
   const worker = config.importWorker.enabled ? startImportWorker(db, logger, config.importWorker) : undefined;
-  if (worker) controllers.devices.onCreated = worker.kick;
+  if (worker) controllers.devices.onCreated = () => worker.kick();
   const simulating = config.simulation.faultRate > 0 || config.simulation.latency !== undefined;
   const metadataJson = JSON.stringify(model().json);
   const docs = createDocs(config);

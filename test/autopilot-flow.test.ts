@@ -1,3 +1,4 @@
+import { tmpdir } from 'node:os';
 import { HASH_64 } from './fixtures/devices';
 import { freshDatabaseUrl, GUID, LIVE, startService, TestService, token, UPLOADS } from './support/service';
 
@@ -135,7 +136,7 @@ describe('an imported device is processed once', () => {
 describe('pending work survives a restart and is processed exactly once', () => {
   it('devices stored while no worker ran are processed by the next start', async () => {
     const url = await freshDatabaseUrl();
-    const file = url.startsWith('sqlite') ? `sqlite:${require('node:os').tmpdir()}/restart-${process.pid}-${Date.now()}.sqlite` : url;
+    const file = url.startsWith('sqlite') ? `sqlite:${tmpdir()}/restart-${process.pid}-${Date.now()}.sqlite` : url;
     const before = await startService({ IMPORT_WORKER: 'off' }, file);
     const ids: string[] = [];
     for (let i = 0; i < 25; i++) ids.push((await before.request('POST', LIVE, { body: scriptBody(serial('RS')) })).body.id);

@@ -1,7 +1,7 @@
 import pino from 'pino';
 import { WindowsAutopilotDeviceIdentity } from '../entities/WindowsAutopilotDeviceIdentity';
 import { Database } from '../src/db/database';
-import { ImportWorker, ImportWorkerOptions, startImportWorker } from '../src/autopilot/import-worker';
+import { ImportWorkerOptions, startImportWorker } from '../src/autopilot/import-worker';
 import { REGISTERED_DEVICE } from '../src/autopilot/registered-device';
 import { Binding } from '../src/odata/binding';
 import { entityType } from '../src/odata/model';
@@ -335,7 +335,7 @@ describe('timing and lifecycle', () => {
     const before = startImportWorker(db, silent, NOW);
     await before.drain();
     await before.stop();
-    const ids = await importMany(Array.from({ length: 30 }, (_, i) => aDevice({ serialNumber: `RESTART-${i}` })));
+    await importMany(Array.from({ length: 30 }, (_, i) => aDevice({ serialNumber: `RESTART-${i}` })));
 
     // act: the next worker
     const after = await runWorker();

@@ -126,8 +126,11 @@ class RedisProxy {
         s.on('close', () => this.sockets.delete(s));
         s.on('error', () => undefined);
       }
-      server.on('data', (chunk) => {
-        if (!counted) (counted = true), this.answered++;
+      server.on('data', () => {
+        if (!counted) {
+          counted = true;
+          this.answered++;
+        }
       });
       client.pipe(server).pipe(client);
       client.on('close', () => server.destroy());

@@ -37,7 +37,7 @@ export async function setupAuth(config: Config, logger?: Logger): Promise<AuthSe
     });
   }
   const throttle = await createThrottle(config.throttle, logger);
-  return { authenticate: throttle.wrap(authenticate), secret, close: throttle.close };
+  return { authenticate: throttle.wrap(authenticate), secret, close: () => throttle.close() };
 }
 
 export { mintToken };

@@ -64,7 +64,7 @@ export async function createThrottle(config: ThrottleConfig, logger?: Logger): P
       await client.connect();
       started = true;
     } catch (err) {
-      throw new Error(`THROTTLE_STORE ${redact(config.store.url)} does not answer: ${(firstError ?? (err as Error)).message}`);
+      throw new Error(`THROTTLE_STORE ${redact(config.store.url)} does not answer: ${(firstError ?? (err as Error)).message}`, { cause: err });
     }
     const redis = (rate: Rate, kind: string) =>
       new RateLimiterRedis({ ...options(rate, `autopilot:throttle:${kind}`), storeClient: client, rejectIfRedisNotReady: true });
@@ -79,13 +79,13 @@ export async function createThrottle(config: ThrottleConfig, logger?: Logger): P
     pool.on('error', (err) => outage.down(err));
     let stores: [RateLimiterPostgres, RateLimiterPostgres];
     try {
-      const { rows } = await pool.query('SELECT to_regclass($1) IS NOT NULL AS present', [THROTTLE_TABLE]);
+      const { rows } = await pool.query<{ present: boolean }>('SELECT to_regclass($1) IS NOT NULL AS present', [THROTTLE_TABLE]);
       // The first instance creates the table (CREATE on the schema is needed once); the library owns its layout.
       const writesStore = await postgresLimiter(pool, config.writes, 'writes', rows[0].present);
       stores = [await postgresLimiter(pool, config.reads, 'reads', true), writesStore];
     } catch (err) {
       await pool.end();
-      throw new Error(`THROTTLE_STORE=postgres cannot use table ${THROTTLE_TABLE}: ${(err as Error).message}`);
+      throw new Error(`THROTTLE_STORE=postgres cannot use table ${THROTTLE_TABLE}: ${(err as Error).message}`, { cause: err });
     }
     reads = { store: stores[0], fallback: memory(config.reads, 'reads') };
     writes = { store: stores[1], fallback: memory(config.writes, 'writes') };

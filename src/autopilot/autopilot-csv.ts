@@ -22,7 +22,8 @@ export function devicesToCsv(records: EntityRecord[]): string {
     COLUMNS.map(({ property }) => {
       const value = record[property];
       if (value === null || value === undefined) return '';
-      return Buffer.isBuffer(value) ? value.toString('base64') : String(value);
+      if (Buffer.isBuffer(value)) return value.toString('base64');
+      return typeof value === 'object' ? JSON.stringify(value) : String(value);
     }),
   );
   return stringify([COLUMNS.map((c) => c.header), ...rows], { record_delimiter: '\r\n' });

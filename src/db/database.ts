@@ -98,8 +98,8 @@ export class ReadWriteLock {
  */
 function sqlite3WithoutTrace(): unknown {
   // eslint-disable-next-line @typescript-eslint/no-require-imports
-  const sqlite3 = require('sqlite3');
-  return Object.assign(Object.create(sqlite3), { verbose: () => sqlite3 });
+  const sqlite3 = require('sqlite3') as object;
+  return Object.assign(Object.create(sqlite3) as object, { verbose: () => sqlite3 });
 }
 
 export interface DatabaseOptions {
@@ -275,7 +275,7 @@ export class Database {
     if (!this.dialect.singleConnection) {
       if (!manager.queryRunner) return { rows: await manager.query(sql, params), affected: 0 };
       const result = await manager.queryRunner.query(sql, params, true);
-      return { rows: result.records ?? [], affected: Number(result.affected ?? 0) };
+      return { rows: (result.records ?? []) as Record<string, unknown>[], affected: Number(result.affected ?? 0) };
     }
     this.dataSource.logger.logQuery(sql, params); // as TypeORM's own runner does; the logger decides whether to print
     let statement = this.statements.get(sql);

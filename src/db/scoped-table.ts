@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { EntityManager, ObjectLiteral, SelectQueryBuilder } from 'typeorm';
+import { EntityManager, EntityTarget, ObjectLiteral, SelectQueryBuilder } from 'typeorm';
 import { Binding, EntityRecord, Row } from '../odata/binding';
 import { decodeSkipToken, queryFingerprint, SkipToken } from '../odata/paging';
 import { applyFilter, applyFilterAndOrder, checkCountSegmentOptions, QueryOptions, queryLimitError } from '../odata/query';
@@ -56,7 +56,7 @@ export class ScopedTable {
   constructor(
     readonly db: Database,
     readonly binding: Binding,
-    readonly entity: Function,
+    readonly entity: EntityTarget<ObjectLiteral>,
   ) {
     this.selectList = ['id', 'version', ...binding.allColumns()].map((c) => `t.${q(c)}`);
   }

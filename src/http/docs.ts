@@ -22,7 +22,7 @@ export const DOCS_PATH = '/docs';
 // swagger-ui-dist is found, never required: its index loads the 1.8 MB bundle into Node, and the framework test pins
 // that no swagger-ui module is loaded into the service.
 const SWAGGER_UI_DIR = dirname(require.resolve('swagger-ui-dist/package.json'));
-const SWAGGER_UI_VERSION: string = JSON.parse(readFileSync(join(SWAGGER_UI_DIR, 'package.json'), 'utf8')).version;
+const SWAGGER_UI_VERSION = (JSON.parse(readFileSync(join(SWAGGER_UI_DIR, 'package.json'), 'utf8')) as { version: string }).version;
 /** The files of swagger-ui-dist the page uses, and nothing else of that folder. */
 const ASSETS: Record<string, string> = {
   'swagger-ui.css': 'text/css; charset=utf-8',

@@ -153,6 +153,7 @@ export function createListener(tls: TlsConfig | undefined, listener: RequestList
       tls.selfSigned
         ? `the self-signed certificate is missing (${(err as Error).message}); ensureSelfSignedCertificate() makes it`
         : (err as Error).message,
+      { cause: err },
     );
   }
   return createHttpsServer({ cert, key }, listener);

@@ -58,7 +58,9 @@ export interface BatchDeps {
 /** A `$name` first segment that names one of these is the system resource, not a reference to a request (Part 1 §11.7.3). */
 const SYSTEM_RESOURCES = new Set(['$batch', '$crossjoin', '$all', '$entity', '$root', '$id', '$metadata']);
 
-const ROLLBACK = Symbol('rollback');
+/** Thrown inside an atomicity group to roll it back; caught right outside it. */
+class Rollback extends Error {}
+const ROLLBACK = new Rollback('rollback');
 
 const isObject = (v: unknown): v is Record<string, unknown> => v !== null && typeof v === 'object' && !Array.isArray(v);
 const clip = (s: string) => (s.length > 100 ? `${s.slice(0, 100)}…` : s);
@@ -284,7 +286,7 @@ export class BatchProcessor {
       method: part.method,
       url: target,
       headers,
-      body: async () => part.body,
+      body: () => Promise.resolve(part.body),
       origin: req.origin,
       requestId: req.requestId,
       clientRequestId: req.clientRequestId,

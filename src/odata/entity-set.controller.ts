@@ -64,8 +64,8 @@ export abstract class EntitySetController extends ODataController {
   protected abstract newEntity(ctx: ODataRequest, scope: SetScope, values: Record<string, Value>, navigations: Record<string, unknown[]>): NewEntity;
 
   /** Extra JSON per entity for `$expand` (keyed by id). */
-  protected async expand(_m: EntityManager, _ctx: ODataRequest, _scope: SetScope, _items: Stored[], _options: QueryOptions): Promise<Map<string, Record<string, unknown>>> {
-    return new Map();
+  protected expand(_m: EntityManager, _ctx: ODataRequest, _scope: SetScope, _items: Stored[], _options: QueryOptions): Promise<Map<string, Record<string, unknown>>> {
+    return Promise.resolve(new Map<string, Record<string, unknown>>());
   }
 
   /** Runs in the delete's transaction before the row goes (refuse with an ODataError, or remove dependants). */

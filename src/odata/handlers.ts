@@ -44,14 +44,17 @@ export function accepts(...mediaTypes: string[]) {
   return (target: object, key: string) => Reflect.defineMetadata(OTHER_MEDIA_TYPES, mediaTypes, target, key);
 }
 
-type Ctor = Function;
+/** A controller class: what the framework's metadata functions take. */
+type Ctor = abstract new (...args: never[]) => object;
 
 function compileHandler(ctor: Ctor, name: string): Handler {
-  const params = getFunctionParameters(ctor.prototype, name) as string[];
-  const index = (param: string | undefined) => (param === undefined ? -1 : params.indexOf(param));
-  const ctxAt = index(odata.getContextParameter(ctor, name));
-  const scopeAt = index(odata.getResultParameter(ctor, name));
-  const bodyAt = index(odata.getBodyParameter(ctor, name));
+  // The framework's metadata API is untyped: each answer is given its documented shape here.
+  const proto = ctor.prototype as object;
+  const params = getFunctionParameters(proto as Parameters<typeof getFunctionParameters>[0], name) as string[];
+  const index = (param: unknown) => (typeof param === 'string' ? params.indexOf(param) : -1);
+  const ctxAt = index(odata.getContextParameter(ctor, name) as unknown);
+  const scopeAt = index(odata.getResultParameter(ctor, name) as unknown);
+  const bodyAt = index(odata.getBodyParameter(ctor, name) as unknown);
   const keys = odata.getKeys(ctor, name) as { to: string }[];
   const keyAt = index(keys[0]?.to);
   const arity = params.filter(Boolean).length;
@@ -63,19 +66,20 @@ function compileHandler(ctor: Ctor, name: string): Handler {
     if (bodyAt >= 0) args[bodyAt] = ctx.body;
     return (controller as Record<string, (...a: unknown[]) => Promise<Reply>>)[name](...args);
   };
-  return { name, invoke, body: bodyAt >= 0, otherMediaTypes: Reflect.getMetadata(OTHER_MEDIA_TYPES, ctor.prototype, name) ?? [] };
+  const otherMediaTypes = (Reflect.getMetadata(OTHER_MEDIA_TYPES, proto, name) as string[] | undefined) ?? [];
+  return { name, invoke, body: bodyAt >= 0, otherMediaTypes };
 }
 
 /** The handler table of a controller class, from its decorators (inherited ones included). */
 export function compileHandlers(ctor: Ctor): HandlerTable {
   const table: HandlerTable = { collection: new Map(), entity: new Map(), operations: new Map() };
-  const names = new Set((getAllPropertyNames(ctor.prototype) as string[]).filter((n) => n !== 'constructor'));
+  const names = new Set(getAllPropertyNames(ctor.prototype as object).filter((n) => n !== 'constructor'));
   for (const name of names) {
-    const descriptor = findDescriptor(ctor.prototype, name);
+    const descriptor = findDescriptor(ctor.prototype as object, name);
     if (!descriptor || typeof descriptor.value !== 'function') continue;
     const keyed = (odata.getKeys(ctor, name) as unknown[]).length > 0;
-    const action = Edm.isAction(ctor, name);
-    const fn = Edm.isFunction(ctor, name);
+    const action = Boolean(Edm.isAction(ctor, name));
+    const fn = Boolean(Edm.isFunction(ctor, name));
     if (action || fn) {
       table.operations.set(name.toLowerCase(), { handler: compileHandler(ctor, name), kind: action ? 'action' : 'function', collection: !keyed });
       continue;
@@ -92,7 +96,7 @@ export function compileHandlers(ctor: Ctor): HandlerTable {
 }
 
 function findDescriptor(proto: object | null, name: string): PropertyDescriptor | undefined {
-  for (let p = proto; p && p !== Object.prototype; p = Object.getPrototypeOf(p)) {
+  for (let p = proto; p && p !== Object.prototype; p = Object.getPrototypeOf(p) as object | null) {
     const d = Object.getOwnPropertyDescriptor(p, name);
     if (d) return d;
   }

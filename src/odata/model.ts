@@ -231,7 +231,7 @@ export function loadModel(xml: string = readFileSync(METADATA_FILE, 'utf8')): Ed
     }
   }
 
-  const containerName = String(json.$EntityContainer ?? '').split('.').pop() ?? '';
+  const containerName = (typeof json.$EntityContainer === 'string' ? json.$EntityContainer : '').split('.').pop() ?? '';
   const containerDef = (schema[containerName] ?? {}) as Record<string, unknown>;
   const singletons = new Map<string, Singleton>();
   for (const [name, def] of Object.entries(containerDef)) {

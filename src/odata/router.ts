@@ -44,9 +44,9 @@ export class Router {
     mounts: Mount[],
   ) {
     this.routes = new RouteTable(model);
-    const tables = new Map<Function, HandlerTable>();
+    const tables = new Map<object, HandlerTable>();
     for (const mount of mounts) {
-      const ctor = mount.controller.constructor;
+      const ctor = mount.controller.constructor as abstract new (...args: never[]) => object;
       if (!tables.has(ctor)) tables.set(ctor, compileHandlers(ctor));
       this.mounts.set(mount.path.toLowerCase(), { mount, table: tables.get(ctor)! });
     }

@@ -21,7 +21,7 @@ const IMPORT_DUE = new TableIndex({ name: 'IX_device_import_due', columnNames: [
  * table drops its triggers (the upload-status triggers of migration 1764600000000): they are re-created afterwards.
  */
 async function keepingSqliteTriggers(queryRunner: QueryRunner, table: string, change: () => Promise<void>): Promise<void> {
-  const triggers: { sql: string }[] = await queryRunner.query(`SELECT "sql" FROM "sqlite_master" WHERE "type" = 'trigger' AND "tbl_name" = ?`, [table]);
+  const triggers = (await queryRunner.query(`SELECT "sql" FROM "sqlite_master" WHERE "type" = 'trigger' AND "tbl_name" = ?`, [table])) as { sql: string }[];
   await change();
   for (const { sql } of triggers) await queryRunner.query(sql);
 }
