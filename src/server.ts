@@ -118,6 +118,8 @@ export function createApp(
     const rawQuery = qIndex < 0 ? '' : url.slice(qIndex + 1);
     const method = (req.method ?? 'GET').toUpperCase();
     const base: Record<string, string> = { 'OData-Version': '4.0', 'request-id': requestId, 'client-request-id': clientRequestId };
+    // HTTP/1.1 requires Host (RFC 9112 §3.2); node's own check (requireHostHeader) answers with an empty body.
+    if (req.headers.host === undefined && req.httpVersion !== '1.0') throw badRequest('The request has no Host header.', 'Host');
 
     if (pathname === '/health' || pathname === '/ready') {
       if (pathname === '/ready') await db.read((m) => m.query('SELECT 1'));
@@ -215,7 +217,7 @@ export function createApp(
     if (inFlight === 0) drained?.();
   };
 
-  const server = createServer((req, res) => {
+  const server = createServer({ requireHostHeader: false }, (req, res) => {
     inFlight++;
     const started = process.hrtime.bigint();
     const requestId = randomUUID();
@@ -272,6 +274,14 @@ export function createApp(
     const head = Object.entries(headers).map(([k, v]) => `${k}: ${v}\r\n`).join('');
     socket.end(`HTTP/1.1 ${error.status} ${STATUS_CODES[error.status]}\r\n${head}\r\n${body}`);
     logger.info({ requestId, status: error.status, err: err.code }, 'client error');
+  });
+  // An Expect other than 100-continue: node answers 417 with an empty body unless told otherwise.
+  server.on('checkExpectation', (req: IncomingMessage, res: ServerResponse) => {
+    const requestId = randomUUID();
+    const clientRequestId = header(req, 'client-request-id')?.slice(0, 200) || requestId;
+    const error = new ODataError('ExpectationFailed', `The expectation '${header(req, 'expect')?.slice(0, 100)}' cannot be met; only 100-continue is supported.`, 'Expect');
+    send(res, error.status, errorHeaders(requestId, clientRequestId), JSON.stringify(toGraphError(error, requestId, clientRequestId)));
+    logger.info({ requestId, clientRequestId, method: req.method, status: error.status }, 'request');
   });
   server.keepAliveTimeout = 5000;
   server.requestTimeout = 30000;
