@@ -272,7 +272,11 @@ export function createApp(
     const body = JSON.stringify(toGraphError(error, requestId, requestId));
     const headers = { ...errorHeaders(requestId, requestId), 'Content-Length': String(Buffer.byteLength(body)), Connection: 'close' };
     const head = Object.entries(headers).map(([k, v]) => `${k}: ${v}\r\n`).join('');
-    socket.end(`HTTP/1.1 ${error.status} ${STATUS_CODES[error.status]}\r\n${head}\r\n${body}`);
+    // The answer to a HEAD has no body (RFC 9110 §9.3.2): clients parse what follows as a protocol error. The method is
+    // known when the rejected bytes start with the request line, as they do when one read holds the whole header.
+    const rawPacket = (err as NodeJS.ErrnoException & { rawPacket?: Buffer }).rawPacket;
+    const isHead = rawPacket?.toString('latin1', 0, 5) === 'HEAD ';
+    socket.end(`HTTP/1.1 ${error.status} ${STATUS_CODES[error.status]}\r\n${head}\r\n${isHead ? '' : body}`);
     logger.info({ requestId, status: error.status, err: err.code }, 'client error');
   });
   // An Expect other than 100-continue: node answers 417 with an empty body unless told otherwise.

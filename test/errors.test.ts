@@ -440,4 +440,22 @@ describe('requests node’s HTTP parser rejects are answered in Graph shape', ()
     expect(res.body.error.code).toBe(code);
     expect(res.body.error.innerError['request-id']).toBe(res.headers['request-id']);
   });
+
+  it('a HEAD with oversized headers → 431 without a body (found by test/fuzz.test.ts)', async () => {
+    // act
+    const answer = await new Promise<string>((resolve, reject) => {
+      const socket = connect(Number(new URL(service.origin).port), '127.0.0.1');
+      let data = '';
+      socket.on('data', (c) => (data += c));
+      socket.on('end', () => resolve(data));
+      socket.on('error', reject);
+      socket.write(`HEAD /beta HTTP/1.1\r\nHost: x\r\nX-Big: ${'a'.repeat(20000)}\r\n\r\n`);
+    });
+
+    // assert
+    const [head, body] = answer.split('\r\n\r\n');
+    expect(head).toMatch(/^HTTP\/1\.1 431 /);
+    expect(head).toMatch(/\r\nContent-Type: application\/json\r\n/);
+    expect(body).toBe('');
+  });
 });
