@@ -372,6 +372,9 @@ describe('nothing ever 500s on bad input', () => {
     ['deep nesting', `{"state":${'['.repeat(5000)}${']'.repeat(5000)}}`],
     ['deep nesting in objects', `${'{"a":'.repeat(5000)}1${'}'.repeat(5000)}`],
     ['control characters', '{"groupTag":"\\u0000\\u0001"}'],
+    // found by test/fuzz.test.ts: the Binary error message turned the value into text, which throws for these (500)
+    ['a Binary value of objects without toString', '{"hardwareIdentifier":[{"toString":null}]}'],
+    ['a Binary value without toString', '{"hardwareIdentifier":{"toString":null}}'],
   ];
 
   it.each(JSON_ROUTES.flatMap(([method, path]) => BODIES.map(([name, body]) => [method, path, name, body])))(
