@@ -329,6 +329,10 @@ describe('malformed URLs', () => {
     [`${UPLOADS}('a'b')`, 400, 'BadRequest'],
     [`${UPLOADS}(abc)`, 400, 'BadRequest'],
     [`${UPLOADS}/%E0%A4%A`, 400, 'BadRequest'],
+    // found by test/fuzz.test.ts: keys holding NUL reached PostgreSQL (invalid byte sequence: a 500)
+    [`${LIVE}/a%00b`, 400, 'BadRequest'],
+    [`${LIVE}('a%00b')`, 400, 'BadRequest'],
+    [`${UPLOADS}/a%00b/deviceIdentities`, 400, 'BadRequest'],
     [`${LIVE}?%zz=1`, 400, 'BadRequest'],
     [`${LIVE}?$top=1&$top=2`, 400, 'BadRequest'],
     [`${LIVE}?$nosuch=1`, 400, 'BadRequest'],
@@ -375,6 +379,9 @@ describe('nothing ever 500s on bad input', () => {
     // found by test/fuzz.test.ts: the Binary error message turned the value into text, which throws for these (500)
     ['a Binary value of objects without toString', '{"hardwareIdentifier":[{"toString":null}]}'],
     ['a Binary value without toString', '{"hardwareIdentifier":{"toString":null}}'],
+    // found by test/fuzz.test.ts: delta entries whose key holds NUL reached PostgreSQL (a 500)
+    ['a removed delta entry whose id holds NUL', '{"@context":"#$delta","value":[{"id":"a\\u0000b","@removed":{}}]}'],
+    ['a delta entry whose @id holds NUL', '{"@context":"#$delta","value":[{"@id":"x(\'a\\u0000b\')","groupTag":"y"}]}'],
   ];
 
   it.each(JSON_ROUTES.flatMap(([method, path]) => BODIES.map(([name, body]) => [method, path, name, body])))(
