@@ -240,6 +240,10 @@ export function createApp(
     } catch (err) {
       reply = errorReply(err, requestId, clientRequestId);
     }
+    // HTTP/1.1 requires Host (RFC 9112 §3.2).
+    if (!reply && req.headers.host === undefined && req.httpVersion !== '1.0') {
+      reply = errorReply(badRequest('The request has no Host header.', 'Host'), requestId, clientRequestId);
+    }
     if (!reply && (pathname === '/health' || pathname === '/ready')) {
       try {
         if (pathname === '/ready') await db.read((m) => m.query('SELECT 1'));
@@ -310,8 +314,20 @@ export function createApp(
     const body = JSON.stringify(toGraphError(error, requestId, requestId));
     const headers = { ...errorHeaders(requestId, requestId), 'Content-Length': String(Buffer.byteLength(body)), Connection: 'close' };
     const head = Object.entries(headers).map(([k, v]) => `${k}: ${v}\r\n`).join('');
-    socket.end(`HTTP/1.1 ${error.status} ${STATUS_CODES[error.status]}\r\n${head}\r\n${body}`);
+    // The answer to a HEAD has no body (RFC 9110 §9.3.2): clients parse what follows as a protocol error. The method is
+    // known when the rejected bytes start with the request line, as they do when one read holds the whole header.
+    const rawPacket = (err as NodeJS.ErrnoException & { rawPacket?: Buffer }).rawPacket;
+    const isHead = rawPacket?.toString('latin1', 0, 5) === 'HEAD ';
+    socket.end(`HTTP/1.1 ${error.status} ${STATUS_CODES[error.status]}\r\n${head}\r\n${isHead ? '' : body}`);
     logger.info({ requestId, status: error.status, err: err.code }, 'client error');
+  });
+  // An Expect other than 100-continue: node answers 417 with an empty body unless told otherwise.
+  server.on('checkExpectation', (req: IncomingMessage, res: ServerResponse) => {
+    const requestId = randomUUID();
+    const clientRequestId = header(req, 'client-request-id')?.slice(0, 200) || requestId;
+    const error = new ODataError('ExpectationFailed', `The expectation '${header(req, 'expect')?.slice(0, 100)}' cannot be met; only 100-continue is supported.`, 'Expect');
+    send(res, error.status, errorHeaders(requestId, clientRequestId), JSON.stringify(toGraphError(error, requestId, clientRequestId)));
+    logger.info({ requestId, clientRequestId, method: req.method, status: error.status }, 'request');
   });
   server.keepAliveTimeout = config.keepAliveTimeoutMs;
   server.requestTimeout = 30000;

@@ -329,6 +329,10 @@ describe('malformed URLs', () => {
     [`${UPLOADS}('a'b')`, 400, 'BadRequest'],
     [`${UPLOADS}(abc)`, 400, 'BadRequest'],
     [`${UPLOADS}/%E0%A4%A`, 400, 'BadRequest'],
+    // found by test/fuzz.test.ts: keys holding NUL reached PostgreSQL (invalid byte sequence: a 500)
+    [`${LIVE}/a%00b`, 400, 'BadRequest'],
+    [`${LIVE}('a%00b')`, 400, 'BadRequest'],
+    [`${UPLOADS}/a%00b/deviceIdentities`, 400, 'BadRequest'],
     [`${LIVE}?%zz=1`, 400, 'BadRequest'],
     [`${LIVE}?$top=1&$top=2`, 400, 'BadRequest'],
     [`${LIVE}?$nosuch=1`, 400, 'BadRequest'],
@@ -372,6 +376,12 @@ describe('nothing ever 500s on bad input', () => {
     ['deep nesting', `{"state":${'['.repeat(5000)}${']'.repeat(5000)}}`],
     ['deep nesting in objects', `${'{"a":'.repeat(5000)}1${'}'.repeat(5000)}`],
     ['control characters', '{"groupTag":"\\u0000\\u0001"}'],
+    // found by test/fuzz.test.ts: the Binary error message turned the value into text, which throws for these (500)
+    ['a Binary value of objects without toString', '{"hardwareIdentifier":[{"toString":null}]}'],
+    ['a Binary value without toString', '{"hardwareIdentifier":{"toString":null}}'],
+    // found by test/fuzz.test.ts: delta entries whose key holds NUL reached PostgreSQL (a 500)
+    ['a removed delta entry whose id holds NUL', '{"@context":"#$delta","value":[{"id":"a\\u0000b","@removed":{}}]}'],
+    ['a delta entry whose @id holds NUL', '{"@context":"#$delta","value":[{"@id":"x(\'a\\u0000b\')","groupTag":"y"}]}'],
   ];
 
   it.each(JSON_ROUTES.flatMap(([method, path]) => BODIES.map(([name, body]) => [method, path, name, body] as const)))(
@@ -427,6 +437,9 @@ describe('requests node’s HTTP parser rejects are answered in Graph shape', ()
     ['a garbage request line', 'NOT HTTP AT ALL\r\n\r\n', 400, 'BadRequest'],
     ['an invalid header', 'GET /beta HTTP/1.1\r\nHost: x\r\nBad Header: y\r\n\r\n', 400, 'BadRequest'],
     ['oversized headers', `GET /beta HTTP/1.1\r\nHost: x\r\nX-Big: ${'a'.repeat(20000)}\r\n\r\n`, 431, 'RequestHeaderFieldsTooLarge'],
+    // found by test/fuzz.test.ts: node answered these two itself, with an empty body
+    ['no Host header', 'GET /beta HTTP/1.1\r\nConnection: close\r\n\r\n', 400, 'BadRequest'],
+    ['an Expect other than 100-continue', 'GET /beta HTTP/1.1\r\nHost: x\r\nExpect: the-impossible\r\nConnection: close\r\n\r\n', 417, 'ExpectationFailed'],
   ])('%s → %d %s', async (_name, bytes, status, code) => {
     const res = await raw(bytes);
 
@@ -436,5 +449,23 @@ describe('requests node’s HTTP parser rejects are answered in Graph shape', ()
     expect(res.headers['content-type']).toBe('application/json');
     expect(res.body.error.code).toBe(code);
     expect(res.body.error.innerError['request-id']).toBe(res.headers['request-id']);
+  });
+
+  it('a HEAD with oversized headers → 431 without a body (found by test/fuzz.test.ts)', async () => {
+    // act
+    const answer = await new Promise<string>((resolve, reject) => {
+      const socket = connect(Number(new URL(service.origin).port), '127.0.0.1');
+      let data = '';
+      socket.on('data', (c: Buffer) => (data += c.toString()));
+      socket.on('end', () => resolve(data));
+      socket.on('error', reject);
+      socket.write(`HEAD /beta HTTP/1.1\r\nHost: x\r\nX-Big: ${'a'.repeat(20000)}\r\n\r\n`);
+    });
+
+    // assert
+    const [head, body] = answer.split('\r\n\r\n');
+    expect(head).toMatch(/^HTTP\/1\.1 431 /);
+    expect(head).toMatch(/\r\nContent-Type: application\/json\r\n/);
+    expect(body).toBe('');
   });
 });

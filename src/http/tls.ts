@@ -142,7 +142,8 @@ function writeAtomically(file: string, content: string, mode: number): void {
 
 /** The HTTP server, or with TLS configured an HTTPS one (an http.Server too): same listener, same events. */
 export function createListener(tls: TlsConfig | undefined, listener: RequestListener): Server {
-  if (!tls) return createHttpServer(listener);
+  // Host is checked by the service itself, in Graph's error shape (node's own check answers with an empty body).
+  if (!tls) return createHttpServer({ requireHostHeader: false }, listener);
   let cert: Buffer;
   let key: Buffer;
   try {
@@ -156,5 +157,5 @@ export function createListener(tls: TlsConfig | undefined, listener: RequestList
       { cause: err },
     );
   }
-  return createHttpsServer({ cert, key }, listener);
+  return createHttpsServer({ cert, key, requireHostHeader: false }, listener);
 }

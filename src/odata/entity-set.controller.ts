@@ -266,6 +266,7 @@ export abstract class EntitySetController extends ODataController {
       const e = entry as Record<string, unknown>;
       const id = e.id ?? idFromReference(e['@id'] ?? e['@odata.id']);
       if (id !== undefined && typeof id !== 'string') throw badRequest(`${target}/id expects a string.`, `${target}/id`);
+      if (id?.includes('\u0000')) throw badRequest(`${target}/id contains the NUL character (U+0000).`, `${target}/id`);
       if ('@removed' in e || '@odata.removed' in e) {
         if (id === undefined) throw badRequest(`${target}: a removed entry needs its id.`, target);
         return { kind: 'remove' as const, id };

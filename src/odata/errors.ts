@@ -14,6 +14,7 @@ export const ERROR_CODES = {
   PreconditionFailed: 412,
   RequestEntityTooLarge: 413,
   UnsupportedMediaType: 415,
+  ExpectationFailed: 417,
   FailedDependency: 424,
   PreconditionRequired: 428,
   TooManyRequests: 429,

@@ -31,6 +31,11 @@ interface Expr {
 }
 
 /** Collects bound parameters as TypeORM named parameters (:f0, :f1, …). */
+const INT32_MIN = -2147483648;
+const INT32_MAX = 2147483647;
+/** substring() arguments above this are clamped to it: no string is that long, and start + 1 still fits an int4. */
+const MAX_SUBSTRING_ARGUMENT = INT32_MAX - 1;
+
 export class Parameters {
   readonly values: Record<string, unknown> = {};
   private next = 0;
@@ -205,6 +210,8 @@ export class ExpressionTranslator {
       case 'Edm.Int64': {
         const value = Number(raw);
         if (!Number.isSafeInteger(value)) throw badRequest(`The number ${raw} is out of range.`, this.option);
+        // Typed, so PostgreSQL does not read it as the Int32 it is compared with (integer out of range: a 500).
+        if (value < INT32_MIN || value > INT32_MAX) return { sql: `CAST(${this.params.add(value)} AS BIGINT)`, type: { kind: 'int' }, literal: { value } };
         return bind(value, { kind: 'int' });
       }
       case 'Edm.Decimal':
@@ -212,7 +219,8 @@ export class ExpressionTranslator {
       case 'Edm.Single': {
         const value = Number(raw);
         if (!Number.isFinite(value)) throw badRequest(`The number ${raw} is not supported.`, this.option);
-        return bind(value, { kind: 'number' });
+        // Typed, for the same reason: PostgreSQL would read 1.5 compared with an Int32 as an invalid integer.
+        return { sql: `CAST(${this.params.add(value)} AS DOUBLE PRECISION)`, type: { kind: 'number' }, literal: { value } };
       }
       case 'Edm.DateTimeOffset': {
         const ms = parseDateTimeOffset(raw);
@@ -345,7 +353,12 @@ export class ExpressionTranslator {
         return { sql: `(${s[0]} || ${s[1]})`, type: { kind: 'string' } };
       case 'substring': {
         expect([2, 3], 'string', 'int');
-        // A negative start or length counts as 0 (SQL's substr would count from the end, or fail on PostgreSQL).
+        // A negative start or length counts as 0 (SQL's substr would count from the end, or fail on PostgreSQL); a literal
+        // beyond any string's length counts as MAX_SUBSTRING_ARGUMENT (PostgreSQL's substr takes an int4, and start + 1 must fit).
+        for (const i of [1, 2]) {
+          const value = args[i]?.literal?.value;
+          if (typeof value === 'number' && value > MAX_SUBSTRING_ARGUMENT) s[i] = this.params.add(MAX_SUBSTRING_ARGUMENT);
+        }
         const atLeastZero = (x: string) => this.dialect.atLeastZero(x);
         return {
           sql: args.length === 2 ? `substr(${s[0]}, ${atLeastZero(s[1])} + 1)` : `substr(${s[0]}, ${atLeastZero(s[1])} + 1, ${atLeastZero(s[2])})`,

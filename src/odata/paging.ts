@@ -48,7 +48,7 @@ function isSkipToken(token: unknown): token is SkipToken {
     typeof t === 'object' && t !== null && !Array.isArray(t) &&
     typeof t.q === 'string' &&
     Number.isSafeInteger(t.n) && t.n >= 0 &&
-    (t.k === undefined || typeof t.k === 'string') &&
+    (t.k === undefined || (typeof t.k === 'string' && !t.k.includes('\u0000'))) &&
     (t.o === undefined || (Number.isSafeInteger(t.o) && t.o >= 0)) &&
     (t.k !== undefined) !== (t.o !== undefined)
   );

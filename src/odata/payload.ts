@@ -126,7 +126,7 @@ function convert(property: StructuralProperty, raw: unknown, target: string): Va
           const bytes = typeof raw === 'string' ? decodeBinary(raw) : undefined;
           if (!bytes) {
             throw badRequest(
-              `Cannot convert the literal '${(typeof raw === 'string' ? raw : JSON.stringify(raw)).slice(0, 80)}' to the expected type 'Edm.Binary' (base64 or base64url).`,
+              `Cannot convert the literal ${describeJson(raw)} to the expected type 'Edm.Binary' (base64 or base64url).`,
               target,
             );
           }

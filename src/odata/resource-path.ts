@@ -39,10 +39,14 @@ export function splitPath(path: string): string[] {
     .replace(/\/$/, '')
     .split('/')
     .map((s) => {
+      let segment: string;
       try {
-        return decodeURIComponent(s);
+        segment = decodeURIComponent(s);
       } catch {
         throw badRequest(`The path segment '${s}' is not correctly percent-encoded.`);
       }
+      // No name or key holds U+0000, and PostgreSQL text cannot: a key with it would fail in the database (a 500).
+      if (segment.includes('\u0000')) throw badRequest(`The path segment '${s}' contains the NUL character (%00).`);
+      return segment;
     });
 }
