@@ -1,4 +1,4 @@
-import { Dialect } from '../db/dialect';
+import { Dialect, quote as q } from '../db/dialect';
 import { Binding } from './binding';
 import { badRequest, notImplemented } from './errors';
 import { AstNode, calledName, enumLiteral, functionName, inner, literalType, memberPath, methodCall, operands } from './filter.ast';
@@ -52,7 +52,6 @@ export class Parameters {
   }
 }
 
-const q = (identifier: string) => `"${identifier.replace(/"/g, '""')}"`;
 
 /** `(a OP b OP …)` in groups of at most 32, so neither SQL nesting nor SQLite's expression depth grows with the count. */
 function joinBalanced(parts: string[], op: 'AND' | 'OR'): string {

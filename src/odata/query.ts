@@ -1,5 +1,5 @@
 import { ObjectLiteral, SelectQueryBuilder } from 'typeorm';
-import { Dialect } from '../db/dialect';
+import { Dialect, quote as q } from '../db/dialect';
 import { Binding } from './binding';
 import { badRequest, notImplemented } from './errors';
 import { parseFilter, parseOrderBy } from './filter.parser';
@@ -193,7 +193,6 @@ export function parseQueryOptions(rawQuery: string, type: EntityType, collection
   return readOptions(splitQuery(rawQuery), type, collection);
 }
 
-const q = (identifier: string) => `"${identifier.replace(/"/g, '""')}"`;
 
 /** Adds $filter and $orderby (plus the stable `id` tie-break) to a query builder whose alias is `t`. */
 export function applyFilterAndOrder<T extends ObjectLiteral>(
