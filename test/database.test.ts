@@ -145,12 +145,17 @@ describe('atomic: one ambient transaction for everything inside it', () => {
 
     await insertedYet;
     const outside = count().then((n) => ({ n, afterCommit: committed }));
-    await new Promise((resolve) => setTimeout(resolve, 50));
-    release();
-    await block;
-
-    // SQLite: the outside read waits for the block's write lock; PostgreSQL: it reads the last committed state.
-    expect(await outside).toEqual(db.dialect.singleConnection ? { n: 1, afterCommit: true } : { n: 0, afterCommit: false });
+    if (db.dialect.singleConnection) {
+      // SQLite: the outside read waits for the block's write lock, so it sees the commit.
+      setTimeout(release, 50);
+      await block;
+      expect(await outside).toEqual({ n: 1, afterCommit: true });
+    } else {
+      // PostgreSQL: it answers while the block is still open, with the last committed state.
+      expect(await outside).toEqual({ n: 0, afterCommit: false });
+      release();
+      await block;
+    }
   });
 
   it('runs afterCommit hooks after the commit, and never for a block that rolled back', async () => {
