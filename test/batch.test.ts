@@ -489,6 +489,15 @@ describe('multipart batch', () => {
     expect(await liveSerials()).not.toContain('MP-RO');
   });
 
+  it('answers a multipart batch as multipart when Accept is application/json (what @odata/client sends); 406 for text/csv', async () => {
+    const asJson = await postMultipart([request(`GET ${LIVE}/${known.id} HTTP/1.1`)], { Accept: 'application/json' });
+    const asCsv = await postMultipart([request(`GET ${LIVE}/${known.id} HTTP/1.1`)], { Accept: 'text/csv' });
+
+    expectBatchEnvelope(asJson, /^multipart\/mixed; boundary=batchresponse_/);
+    expect(splitMultipart(asJson.headers.get('content-type')!, asJson.text).map(httpResponse).map((p) => [p.status, p.body.id])).toEqual([[200, known.id]]);
+    expectBatchError(asCsv, 406, 'NotAcceptable', 'This batch is answered as multipart/mixed, the format it was sent in; the Accept header (text/csv) does not allow it.');
+  });
+
   it.each([
     ['no boundary', 'multipart/mixed', `--b${CRLF}${request(`GET ${LIVE} HTTP/1.1`)}${CRLF}--b--`, 'The multipart batch is malformed: its Content-Type needs a boundary parameter (multipart/mixed; boundary=…).'],
     ['no closing delimiter', 'multipart/mixed; boundary=b', `--b${CRLF}${request(`GET ${LIVE} HTTP/1.1`)}`, 'The multipart batch is malformed: it ends without its closing delimiter.'],

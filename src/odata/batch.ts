@@ -136,15 +136,19 @@ export function checkParts(parts: BatchPart[]): void {
 
 const tooMany = (n: number) => badRequest(`A batch holds at most ${MAX_BATCH_REQUESTS} requests; this one has ${n}.`);
 
-/** 406 unless Accept (when given) allows the media type the batch is answered in: the request's own format. */
-function checkAccept(accept: string | undefined, produced: string): void {
+/**
+ * 406 unless Accept (when given) allows the media type the batch is answered in: the request's own format, or one of
+ * `tolerated` (a multipart batch tolerates `application/json`: OData clients such as @odata/client send that Accept on
+ * every request, batches included, and read the multipart answer an OData 4.0 service gives a multipart batch).
+ */
+function checkAccept(accept: string | undefined, produced: string, tolerated: string[] = []): void {
   if (!accept) return;
   const major = produced.split('/')[0];
   const allowed = accept.split(',').some((range) => {
     const [type, ...params] = range.split(';').map((s) => s.trim().toLowerCase());
     const q = params.find((p) => p.startsWith('q='));
     if (q !== undefined && Number(q.slice(2)) === 0) return false;
-    return type === produced || type === '*/*' || type === `${major}/*`;
+    return type === produced || type === '*/*' || type === `${major}/*` || tolerated.includes(type);
   });
   if (!allowed) throw new ODataError('NotAcceptable', `This batch is answered as ${produced}, the format it was sent in; the Accept header (${clip(accept)}) does not allow it.`);
 }
@@ -166,7 +170,7 @@ export class BatchProcessor {
       return { status: 200, json: jsonBatchResponse(units), contentType: 'application/json' };
     }
     if (mediaType === 'multipart/mixed') {
-      checkAccept(header(req.headers, 'accept'), 'multipart/mixed');
+      checkAccept(header(req.headers, 'accept'), 'multipart/mixed', ['application/json']);
       const parts = parseMultipartBatch(contentType!, raw);
       checkParts(parts);
       // A multipart batch stops at its first failure unless the client prefers continue-on-error (Part 1 §11.7.7.4).
