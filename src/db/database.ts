@@ -14,7 +14,8 @@ import { UploadStatusTriggers1764600000000 } from './migrations/1764600000000-Up
 import { DropRedundantIndexes1764700000000 } from './migrations/1764700000000-DropRedundantIndexes';
 import { UploadStatusTriggersPostgres1764800000000 } from './migrations/1764800000000-UploadStatusTriggersPostgres';
 import { RegisteredDevices1764900000000 } from './migrations/1764900000000-RegisteredDevices';
-import { Dialect, dialectFor, quote } from './dialect';
+import { ODataError } from '../odata/errors';
+import { DatabaseFailure, Dialect, dialectFor, quote } from './dialect';
 import { GraphNamingStrategy } from './naming-strategy';
 
 /** The parts of node-sqlite3 that `Database.run` uses (the driver TypeORM opened). */
@@ -110,6 +111,27 @@ export interface DatabaseOptions {
   statementTimeoutMs?: number;
 }
 
+/** Attempts of a transaction PostgreSQL rolled back to resolve a deadlock or serialization failure. */
+const MAX_ATTEMPTS = 10;
+
+/** Retry-After (seconds) of a 503: contention the waits did not resolve clears fast; an unreachable database takes longer. */
+const RETRY_AFTER_S: Record<Exclude<DatabaseFailure, 'retry'>, number> = { busy: 1, unavailable: 5 };
+
+/**
+ * The 503 of a database failure the client may retry. The cause is kept for the log, never sent. A connection lost
+ * during COMMIT leaves the outcome unknown, so the message promises nothing about what was written.
+ */
+function unavailableError(failure: DatabaseFailure, cause: unknown): ODataError {
+  const reason = failure === 'unavailable' ? 'unavailable' : 'busy';
+  const message = reason === 'busy' ? 'The service is busy; retry the request.' : 'The database is unavailable; retry the request later.';
+  return new ODataError('ServiceUnavailable', message, undefined, undefined, cause).withHeader('Retry-After', String(RETRY_AFTER_S[reason]));
+}
+
+const pause = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** How long a PostgreSQL connection may take to open, and a request may wait for a free pooled one. */
+export const CONNECTION_TIMEOUT_MS = 10000;
+
 export function dataSourceOptions(databaseUrl: string, options: DatabaseOptions = {}) {
   adaptColumnsTo(dialectFor(databaseUrl), [...ENTITIES, ImportedWindowsAutopilotDeviceIdentityState]);
   if (databaseUrl.startsWith('sqlite:')) {
@@ -137,7 +159,7 @@ export function dataSourceOptions(databaseUrl: string, options: DatabaseOptions 
     namingStrategy: new GraphNamingStrategy(),
     logging: false,
     poolSize: options.poolSize ?? 10,
-    extra: { statement_timeout: options.statementTimeoutMs ?? 15000, connectionTimeoutMillis: 10000 },
+    extra: { statement_timeout: options.statementTimeoutMs ?? 15000, connectionTimeoutMillis: CONNECTION_TIMEOUT_MS },
   };
 }
 
@@ -167,41 +189,75 @@ export class Database {
   /** Reads never run inside another request's open transaction on SQLite, so they never see uncommitted rows. */
   read<T>(fn: (manager: EntityManager) => Promise<T>): Promise<T> {
     const run = () => fn(this.dataSource.manager);
-    return this.lock ? this.lock.run(false, run) : run();
+    return this.guard(() => (this.lock ? this.lock.run(false, run) : run()));
   }
 
   /**
    * One write statement, atomic by itself, outside any transaction: on SQLite it holds the write lock only for that
    * statement; on PostgreSQL it runs in autocommit on a pooled connection. For compare-and-set updates.
    */
-  async writeOne<T>(fn: (manager: EntityManager) => Promise<T>): Promise<T> {
-    if (this.lock) return this.lock.run(true, () => fn(this.dataSource.manager));
-    const runner = this.dataSource.createQueryRunner();
-    try {
-      return await fn(runner.manager);
-    } finally {
-      await runner.release();
-    }
+  writeOne<T>(fn: (manager: EntityManager) => Promise<T>): Promise<T> {
+    if (this.lock) return this.guard(() => this.exclusive(() => fn(this.dataSource.manager)));
+    return this.guard(async () => {
+      const runner = this.dataSource.createQueryRunner();
+      try {
+        return await fn(runner.manager);
+      } finally {
+        await runner.release();
+      }
+    }, true);
   }
 
   /**
    * One transaction. On SQLite the write lock already gives it the single connection to itself, so BEGIN/COMMIT go
    * through the prepared-statement cache instead of TypeORM's transaction machinery (a third of a PATCH's time).
+   * BEGIN IMMEDIATE takes the file's write lock first: a deferred BEGIN that read before writing fails at once with
+   * SQLITE_BUSY when another process committed in between, without waiting. On PostgreSQL a transaction rolled back
+   * by a deadlock or serialization failure runs again (`fn` must touch nothing but the database).
    */
   write<T>(fn: (manager: EntityManager) => Promise<T>): Promise<T> {
-    if (!this.lock) return this.dataSource.transaction(fn);
-    return this.lock.run(true, async () => {
-      const manager = this.dataSource.manager;
-      await this.run(manager, 'BEGIN', []);
+    if (!this.lock) return this.guard(() => this.dataSource.transaction(fn), true);
+    return this.guard(() =>
+      this.exclusive(async () => {
+        const manager = this.dataSource.manager;
+        await this.run(manager, 'BEGIN IMMEDIATE', []);
+        try {
+          const result = await fn(manager);
+          await this.run(manager, 'COMMIT', []);
+          return result;
+        } catch (err) {
+          await this.run(manager, 'ROLLBACK', []).catch(() => undefined);
+          throw err;
+        }
+      }),
+    );
+  }
+
+  /**
+   * Runs a database operation; a failure the client may retry becomes a 503 with Retry-After (its cause logged, never
+   * sent), and with `retry` an operation PostgreSQL rolled back to break a deadlock runs again, so plain contention is
+   * never refused.
+   */
+  private async guard<T>(op: () => Promise<T>, retry = false): Promise<T> {
+    for (let attempt = 1; ; attempt++) {
       try {
-        const result = await fn(manager);
-        await this.run(manager, 'COMMIT', []);
-        return result;
+        return await op();
       } catch (err) {
-        await this.run(manager, 'ROLLBACK', []).catch(() => undefined);
+        if (err instanceof ODataError) throw err;
+        const failure = this.dialect.failureOf(err);
+        if (failure === 'retry' && retry && attempt < MAX_ATTEMPTS) {
+          await pause(attempt * (5 + Math.random() * 20));
+          continue;
+        }
+        if (failure) throw unavailableError(failure, err);
         throw err;
       }
-    });
+    }
+  }
+
+  /** A SQLite write: the in-process write lock gives it the single connection. */
+  private exclusive<T>(fn: () => Promise<T>): Promise<T> {
+    return this.lock!.run(true, fn);
   }
 
   /**
