@@ -173,6 +173,8 @@ async function main() {
     child: await start('service', 5801, {
       PORT: '5801', DATABASE_URL: databaseUrl, AUTH_SECRET: SECRET, LOG_LEVEL: 'silent', NODE_ENV: 'production',
       THROTTLE_READS: '100000000/1', THROTTLE_WRITES: '100000000/1',
+      // The bound commits with synchronous=NORMAL; the service's default FULL adds an fsync per commit.
+      SQLITE_SYNCHRONOUS: 'normal',
     }, [join(ROOT, 'dist', 'src', 'main.js')]),
     paths: {
       device: (id) => `/beta/deviceManagement/importedWindowsAutopilotDeviceIdentityUploads/${currentUpload(id)}/deviceIdentities/${id}`,

@@ -22,6 +22,7 @@ async function main() {
     migrate: config.migrate,
     poolSize: config.dbPoolSize,
     statementTimeoutMs: config.dbStatementTimeoutMs,
+    sqliteSynchronous: config.sqliteSynchronous,
   });
   const auth = setupAuth(config, logger);
   const app = createApp(config, db, logger, auth.authenticate);

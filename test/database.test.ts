@@ -36,11 +36,22 @@ describe('database settings', () => {
     }
   });
 
-  (onPostgres() ? it.skip : it)('runs a SQLite file in WAL mode with a busy timeout', async () => {
+  (onPostgres() ? it.skip : it)('runs a SQLite file in WAL mode with a busy timeout, synchronous=FULL by default', async () => {
     const db = await Database.open(`sqlite:${join(mkdtempSync(join(tmpdir(), 'wal-')), 'db.sqlite')}`);
     try {
       expect(await db.dataSource.query('PRAGMA journal_mode')).toEqual([{ journal_mode: 'wal' }]);
       expect(await db.dataSource.query('PRAGMA busy_timeout')).toEqual([{ timeout: 5000 }]);
+      // 2 = FULL: the WAL is synced at every commit, so an acknowledged write survives an OS crash or power loss too
+      expect(await db.dataSource.query('PRAGMA synchronous')).toEqual([{ synchronous: 2 }]);
+    } finally {
+      await db.close();
+    }
+  });
+
+  (onPostgres() ? it.skip : it)('takes SQLITE_SYNCHRONOUS=normal (synced at checkpoints only)', async () => {
+    const db = await Database.open(`sqlite:${join(mkdtempSync(join(tmpdir(), 'wal-')), 'db.sqlite')}`, { sqliteSynchronous: 'normal' });
+    try {
+      expect(await db.dataSource.query('PRAGMA synchronous')).toEqual([{ synchronous: 1 }]);
     } finally {
       await db.close();
     }

@@ -109,6 +109,8 @@ export interface DatabaseOptions {
   poolSize?: number;
   /** PostgreSQL statement_timeout in ms (DB_STATEMENT_TIMEOUT_MS); a statement over it fails as 503. */
   statementTimeoutMs?: number;
+  /** SQLITE_SYNCHRONOUS (default full): whether a SQLite commit is synced to disk before it is acknowledged. */
+  sqliteSynchronous?: 'full' | 'normal';
 }
 
 /** Attempts of a transaction PostgreSQL rolled back to resolve a deadlock or serialization failure. */
@@ -181,7 +183,7 @@ export class Database {
     const dataSource = new DataSource(dataSourceOptions(databaseUrl, options));
     await dataSource.initialize();
     const db = new Database(dataSource);
-    for (const statement of db.dialect.sessionSetup) await dataSource.query(statement);
+    for (const statement of db.dialect.sessionSetup({ sqliteSynchronous: options.sqliteSynchronous ?? 'full' })) await dataSource.query(statement);
     if (migrate) await dataSource.runMigrations({ transaction: 'each' });
     return db;
   }

@@ -10,7 +10,7 @@ export interface Dialect {
    */
   readonly singleConnection: boolean;
   /** Statements run once on a freshly opened database. */
-  readonly sessionSetup: string[];
+  sessionSetup(settings: SessionSettings): string[];
   /**
    * What a failed statement means for its request: `retry` — the engine rolled the transaction back to resolve
    * contention (deadlock, serialization failure), so running it again is safe; `busy` — contention not resolved within
@@ -51,6 +51,11 @@ export interface Dialect {
 
 export type DatabaseFailure = 'retry' | 'busy' | 'unavailable';
 
+export interface SessionSettings {
+  /** SQLITE_SYNCHRONOUS: `full` syncs the WAL at every commit, `normal` only at checkpoints. */
+  sqliteSynchronous: 'full' | 'normal';
+}
+
 /** How long a SQLite statement waits for another connection's lock before failing with SQLITE_BUSY. */
 export const SQLITE_BUSY_TIMEOUT_MS = 5000;
 
@@ -80,11 +85,12 @@ const SQLITE_PARTS = { year: '%Y', month: '%m', day: '%d', hour: '%H', minute: '
 const sqlite: Dialect = {
   name: 'sqlite',
   singleConnection: true,
-  sessionSetup: [
+  sessionSetup: (settings) => [
     `PRAGMA busy_timeout = ${SQLITE_BUSY_TIMEOUT_MS}`,
-    // WAL (TypeORM's enableWAL) with synchronous=NORMAL: a commit survives a process crash; the last commits
-    // before a power loss may be lost (SQLite docs, "WAL mode").
-    'PRAGMA synchronous = NORMAL',
+    // WAL (TypeORM's enableWAL): a commit survives a process crash whatever the setting; FULL syncs the WAL at every
+    // commit, so it also survives an OS crash or power loss; NORMAL syncs only at checkpoints, so the last commits
+    // before one may roll back (SQLite docs, "PRAGMA synchronous").
+    `PRAGMA synchronous = ${settings.sqliteSynchronous === 'normal' ? 'NORMAL' : 'FULL'}`,
     // 16 MB of page cache (the default is 2 MB): the indexes of 100,000 devices then stay in memory.
     'PRAGMA cache_size = -16384',
   ],
@@ -114,7 +120,7 @@ const sqlite: Dialect = {
 const postgres: Dialect = {
   name: 'postgres',
   singleConnection: false,
-  sessionSetup: [],
+  sessionSetup: () => [],
   failureOf(err) {
     const { codes, messages } = codesOf(err);
     // Deadlock and serialization failures: PostgreSQL rolled the transaction back; it may run again.
