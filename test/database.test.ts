@@ -2,6 +2,7 @@ import 'reflect-metadata';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import type { PoolClient } from 'pg';
 import { Database } from '../src/db/database';
 import { dropSchema, freshDatabaseUrl } from './support/service';
 
@@ -30,6 +31,32 @@ describe('database settings', () => {
       expect((db.dataSource.driver as unknown as { master: { options: { max: number } } }).master.options.max).toBe(3);
       // a statement over the limit fails instead of holding a connection
       await expect(db.dataSource.query('SELECT pg_sleep(2)')).rejects.toMatchObject({ code: '57014' });
+    } finally {
+      await db.close();
+      await dropSchema(url);
+    }
+  });
+
+  (onPostgres() ? it : it.skip)('survives a PostgreSQL connection error that nobody else listens to (a pooled client just handed out)', async () => {
+    const url = await freshDatabaseUrl();
+    const db = await Database.open(url, { migrate: false });
+    try {
+      // arrange: a client as pg-pool hands it out — the pool no longer listens to it, its user does not yet
+      const pool = (db.dataSource.driver as unknown as { master: { connect(): Promise<PoolClient> } }).master;
+      const client = await pool.connect();
+
+      // act: the error node-postgres emits when the server ends the connection; unheard, it is an uncaught exception
+      let thrown: unknown;
+      try {
+        client.emit('error', new Error('Connection terminated unexpectedly'));
+      } catch (err) {
+        thrown = err;
+      }
+      client.release(new Error('discarded'));
+
+      // assert
+      expect(thrown).toBeUndefined();
+      expect(await db.read((m) => m.query('SELECT 1 AS one'))).toEqual([{ one: 1 }]);
     } finally {
       await db.close();
       await dropSchema(url);

@@ -1,5 +1,6 @@
 import { mkdirSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
+import { Client, ClientConfig } from 'pg';
 import { DataSource, EntityManager } from 'typeorm';
 import { ImportedWindowsAutopilotDeviceIdentity } from '../../entities/ImportedWindowsAutopilotDeviceIdentity';
 import { ImportedWindowsAutopilotDeviceIdentityUpload } from '../../entities/ImportedWindowsAutopilotDeviceIdentityUpload';
@@ -131,6 +132,20 @@ function unavailableError(failure: DatabaseFailure, cause: unknown): ODataError 
 
 const pause = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
+/**
+ * node-postgres reports a dropped connection as an 'error' event on its client, and an 'error' event nobody listens
+ * to ends the process. pg-pool stops listening to a client it hands out, and TypeORM starts only a microtask later
+ * (and stops after the first error), so an error in between is fatal (a stop/start stress run of PostgreSQL lost
+ * the service process once). Every client listens for its whole life; the query in flight fails by itself and the
+ * pool discards the client.
+ */
+export class ListeningClient extends Client {
+  constructor(config?: string | ClientConfig) {
+    super(config);
+    this.on('error', () => undefined);
+  }
+}
+
 /** How long a PostgreSQL connection may take to open, and a request may wait for a free pooled one. */
 export const CONNECTION_TIMEOUT_MS = 10000;
 
@@ -161,7 +176,7 @@ export function dataSourceOptions(databaseUrl: string, options: DatabaseOptions 
     namingStrategy: new GraphNamingStrategy(),
     logging: false,
     poolSize: options.poolSize ?? 10,
-    extra: { statement_timeout: options.statementTimeoutMs ?? 15000, connectionTimeoutMillis: CONNECTION_TIMEOUT_MS },
+    extra: { statement_timeout: options.statementTimeoutMs ?? 15000, connectionTimeoutMillis: CONNECTION_TIMEOUT_MS, Client: ListeningClient },
   };
 }
 
