@@ -120,7 +120,8 @@ export function createApp(
     const base: Record<string, string> = { 'OData-Version': '4.0', 'request-id': requestId, 'client-request-id': clientRequestId };
 
     if (pathname === '/health' || pathname === '/ready') {
-      if (pathname === '/ready') await db.read((m) => m.query('SELECT 1'));
+      // Not ready while the database is unavailable: 503 with Retry-After (the liveness check /health stays 200).
+      if (pathname === '/ready') await db.ready();
       send(res, 200, { ...base, 'Content-Type': 'application/json' }, JSON.stringify({ status: 'ok' }));
       return 200;
     }

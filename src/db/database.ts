@@ -251,6 +251,27 @@ export class Database {
   }
 
   /**
+   * Ready to serve: the database answers (/ready). On SQLite, after a write failed for want of the file (another
+   * process's lock, a full disk), also that a write transaction can begin again. Throws the 503 of the failure.
+   */
+  ready(): Promise<void> {
+    return this.guard(async () => {
+      if (!this.lock) {
+        await this.dataSource.query('SELECT 1');
+        return;
+      }
+      const manager = this.dataSource.manager;
+      await this.lock.run(false, () => this.run(manager, 'SELECT count(*) AS n FROM sqlite_schema', []));
+      if (this.writesFailing) {
+        await this.exclusive(async () => {
+          await this.run(manager, 'BEGIN IMMEDIATE', []);
+          await this.run(manager, 'ROLLBACK', []);
+        });
+      }
+    });
+  }
+
+  /**
    * Runs a database operation; a failure the client may retry becomes a 503 with Retry-After (its cause logged, never
    * sent), and with `retry` an operation PostgreSQL rolled back to break a deadlock runs again, so plain contention is
    * never refused.
@@ -272,9 +293,35 @@ export class Database {
     }
   }
 
-  /** A SQLite write: the in-process write lock gives it the single connection. */
+  /** Counts the SQLite writes that found the file locked by another process past busy_timeout. */
+  private lockouts = 0;
+  private lastLockout: unknown;
+  /** A SQLite write failed for want of the file and none has succeeded since (/ready then probes a write). */
+  private writesFailing = false;
+
+  /**
+   * A SQLite write under the in-process write lock. Writes queued behind one that found the file locked by another
+   * process past busy_timeout fail with it rather than each waiting out busy_timeout in turn: a request waits at most
+   * about twice busy_timeout for a locked database, however many are queued.
+   */
   private exclusive<T>(fn: () => Promise<T>): Promise<T> {
-    return this.lock!.run(true, fn);
+    const seen = this.lockouts;
+    return this.lock!.run(true, async () => {
+      if (this.lockouts !== seen) throw this.lastLockout;
+      try {
+        const result = await fn();
+        this.writesFailing = false;
+        return result;
+      } catch (err) {
+        const failure = this.dialect.failureOf(err);
+        if (failure === 'busy') {
+          this.lockouts++;
+          this.lastLockout = err;
+        }
+        if (failure) this.writesFailing = true;
+        throw err;
+      }
+    });
   }
 
   /**
@@ -321,8 +368,12 @@ export class Database {
     const select = /^\s*SELECT/i.test(sql);
     const prepared = statement;
     const forget = () => {
-      // A statement that failed (say, its prepare) is not reused.
-      if (this.statements.get(sql) === prepared) this.statements.delete(sql);
+      // A statement that failed (say, its prepare) is not reused, and is finalized: one that failed with SQLITE_BUSY
+      // still holds its read transaction, whose snapshot turns every later write of this connection into SQLITE_BUSY
+      // once another process has committed — the service would never write again.
+      if (this.statements.get(sql) !== prepared) return;
+      this.statements.delete(sql);
+      prepared.finalize(() => undefined);
     };
     return new Promise((resolve, reject) => {
       if (select)
