@@ -196,6 +196,62 @@ function lightLoad(root: string, deviceId: string) {
   }, 180000);
 });
 
+(onPostgres() ? describe : describe.skip)('PostgreSQL frozen (SIGSTOP) and thawed', () => {
+  const unavailable = pgClusterUnavailable();
+  let cluster: PgCluster | undefined;
+  let service: ServiceProcess | undefined;
+
+  beforeAll(async () => {
+    if (unavailable) return;
+    cluster = await startPgCluster();
+    // statement_timeout 2 s: the client gives up on a silent server 5 s after that, and on opening a connection after 10 s
+    service = await spawnService({ DATABASE_URL: cluster.url, DB_STATEMENT_TIMEOUT_MS: '2000' });
+  }, 120000);
+  afterAll(async () => {
+    await service?.stop('SIGKILL');
+    await cluster?.destroy();
+  });
+
+  it('answers 503 with Retry-After within the timeouts while the server answers nothing, and recovers when it does', async () => {
+    if (unavailable) {
+      console.warn(`SKIPPED: the frozen PostgreSQL test needs a cluster of its own: ${unavailable}`);
+      return;
+    }
+    const root = service!.root;
+    // arrange: pooled connections open and idle
+    const device = await call(root, 'POST', LIVE, aDevice({ serialNumber: 'frozen-patch' }));
+    expect(device.status).toBe(201);
+    await Promise.all(Array.from({ length: 5 }, () => call(root, 'GET', `${LIVE}?$top=1`)));
+
+    // act: the server stops answering; reads, writes and /ready meanwhile
+    await cluster!.freeze();
+    let during: Answer[];
+    let health: Answer;
+    try {
+      health = await call(root, 'GET', '/health');
+      during = await Promise.all([
+        call(root, 'GET', `${LIVE}/${device.body.id}`),
+        call(root, 'PATCH', `${LIVE}/${device.body.id}`, { groupTag: 'frozen' }),
+        call(root, 'POST', `${LIVE}/import`, { importedWindowsAutopilotDeviceIdentities: [aDevice({ serialNumber: 'frozen-import' })] }),
+        call(root, 'DELETE', `${LIVE}/${device.body.id}`),
+        call(root, 'GET', '/ready'),
+      ]);
+    } finally {
+      await cluster!.thaw();
+    }
+
+    // assert: every request answered (within REQUEST_BOUND_MS), each a well-formed 503; /health never asked the database
+    expect([health.status, health.body]).toEqual([200, { status: 'ok' }]);
+    for (const answer of during) expectUnavailable(answer, [UNAVAILABLE]);
+
+    // act + assert: thawed, the same process serves
+    await until('/ready to answer 200', async () => ((await call(root, 'GET', '/ready')).status === 200 ? true : undefined));
+    const patch = await call(root, 'PATCH', `${LIVE}/${device.body.id}`, { groupTag: 'thawed' });
+    expect([patch.status, patch.body.groupTag]).toEqual([200, 'thawed']);
+    expect(service!.child.exitCode).toBeNull();
+  }, 120000);
+});
+
 (onPostgres() ? describe.skip : describe)('a SQLite file whose write lock another process holds', () => {
   let file: string;
   let service: ServiceProcess;

@@ -149,6 +149,9 @@ export class ListeningClient extends Client {
 /** How long a PostgreSQL connection may take to open, and a request may wait for a free pooled one. */
 export const CONNECTION_TIMEOUT_MS = 10000;
 
+/** How much longer than statement_timeout the client waits for an answer before it gives up on the server. */
+const QUERY_TIMEOUT_MARGIN_MS = 5000;
+
 export function dataSourceOptions(databaseUrl: string, options: DatabaseOptions = {}) {
   adaptColumnsTo(dialectFor(databaseUrl), [...ENTITIES, ImportedWindowsAutopilotDeviceIdentityState]);
   if (databaseUrl.startsWith('sqlite:')) {
@@ -168,6 +171,7 @@ export function dataSourceOptions(databaseUrl: string, options: DatabaseOptions 
       logging: false,
     };
   }
+  const statementTimeoutMs = options.statementTimeoutMs ?? 15000;
   return {
     type: 'postgres' as const,
     url: databaseUrl,
@@ -176,7 +180,14 @@ export function dataSourceOptions(databaseUrl: string, options: DatabaseOptions 
     namingStrategy: new GraphNamingStrategy(),
     logging: false,
     poolSize: options.poolSize ?? 10,
-    extra: { statement_timeout: options.statementTimeoutMs ?? 15000, connectionTimeoutMillis: CONNECTION_TIMEOUT_MS, Client: ListeningClient },
+    extra: {
+      statement_timeout: statementTimeoutMs,
+      // The server enforces statement_timeout; a server that stops answering (frozen, or the network gone silent)
+      // cannot, so the client gives up a little later by itself.
+      query_timeout: statementTimeoutMs + QUERY_TIMEOUT_MARGIN_MS,
+      connectionTimeoutMillis: CONNECTION_TIMEOUT_MS,
+      Client: ListeningClient,
+    },
   };
 }
 

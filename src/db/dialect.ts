@@ -127,9 +127,9 @@ const postgres: Dialect = {
     if (codes.some((c) => c === '40P01' || c === '40001')) return 'retry';
     // Connection exceptions (class 08), the server shutting down or starting (57P01-57P03), out of disk or I/O (53100, 58030).
     if (codes.some((c) => NETWORK_ERRORS.has(c) || c.startsWith('08') || ['57P01', '57P02', '57P03', '53100', '58030'].includes(c))) return 'unavailable';
-    // node-postgres reports a lost or timed-out connection by message only; TypeORM releases the query runner of a
-    // connection that failed, so the transaction's next statement finds it released.
-    if (messages.some((m) => /Connection terminated|connection timeout|not queryable|Connection ended|query runner (was )?already released/i.test(m))) return 'unavailable';
+    // node-postgres reports a lost, timed-out or silent connection by message only; TypeORM releases the query runner
+    // of a connection that failed, so the transaction's next statement finds it released.
+    if (messages.some((m) => /Connection terminated|connection timeout|not queryable|Connection ended|query runner (was )?already released|Query read timeout/i.test(m))) return 'unavailable';
     // Statement timeout, lock not available, too many connections, the pool's wait for a free connection.
     if (codes.some((c) => ['57014', '55P03', '53300', '53000', '53200'].includes(c))) return 'busy';
     if (messages.some((m) => /timeout exceeded when trying to connect/i.test(m))) return 'busy';

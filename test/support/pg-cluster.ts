@@ -1,5 +1,5 @@
 import { execFile } from 'node:child_process';
-import { chownSync, existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { chownSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { freePort } from './process';
@@ -16,6 +16,10 @@ export interface PgCluster {
   /** Fast shutdown: sessions are ended, new connections refused. */
   stop(): Promise<void>;
   start(): Promise<void>;
+  /** SIGSTOP to the server and its backends: connections stay open, nothing is answered. */
+  freeze(): Promise<void>;
+  /** SIGCONT: the frozen server carries on. */
+  thaw(): Promise<void>;
   /** Stops it (immediate shutdown) and removes its directory. */
   destroy(): Promise<void>;
 }
@@ -69,12 +73,24 @@ export async function startPgCluster(): Promise<PgCluster> {
   const pgCtl = (...args: string[]) => run(join(bin, 'pg_ctl'), ['-D', data, '-w', '-t', '60', ...args], asUser);
   const start = () => pgCtl('-l', join(dir, 'log'), '-o', options, 'start').then(() => undefined);
   await start();
+  // The postmaster's pid is the first line of postmaster.pid; the backends are its children.
+  const processes = async () => {
+    const postmaster = readFileSync(join(data, 'postmaster.pid'), 'utf8').split('\n')[0].trim();
+    const children = await new Promise<string>((resolve) => execFile('pgrep', ['-P', postmaster], (_err, stdout) => resolve(stdout)));
+    return [postmaster, ...children.split('\n').filter(Boolean)].map(Number);
+  };
+  const signal = async (name: NodeJS.Signals) => {
+    for (const pid of await processes()) process.kill(pid, name);
+  };
   return {
     url: `postgres://postgres@127.0.0.1:${port}/postgres`,
     port,
     start,
+    freeze: () => signal('SIGSTOP'),
+    thaw: () => signal('SIGCONT'),
     stop: () => pgCtl('-m', 'fast', 'stop').then(() => undefined),
     async destroy() {
+      await signal('SIGCONT').catch(() => undefined);
       await pgCtl('-m', 'immediate', 'stop').catch(() => undefined);
       rmSync(dir, { recursive: true, force: true });
     },
