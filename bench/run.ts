@@ -175,6 +175,8 @@ async function main() {
       THROTTLE_READS: '100000000/1', THROTTLE_WRITES: '100000000/1',
       // The bound processes no imports; neither does the service here (import processing is measured on its own).
       IMPORT_WORKER: 'off',
+      // The bound commits with synchronous=NORMAL; the service's default FULL adds an fsync per commit.
+      SQLITE_SYNCHRONOUS: 'normal',
     }, [join(ROOT, 'dist', 'src', 'main.js')]),
     paths: {
       device: (id) => `/beta/deviceManagement/importedWindowsAutopilotDeviceIdentityUploads/${currentUpload(id)}/deviceIdentities/${id}`,

@@ -18,6 +18,8 @@ export interface Config {
   migrate: boolean;
   dbPoolSize: number;
   dbStatementTimeoutMs: number;
+  /** SQLITE_SYNCHRONOUS: `full` (default) syncs every commit to disk before answering; `normal` only at checkpoints. */
+  sqliteSynchronous: 'full' | 'normal';
   /** How long SIGTERM waits for in-flight requests before closing their connections. */
   shutdownTimeoutMs: number;
   /** The import worker: IMPORT_WORKER (on/off), IMPORT_DELAY_MS, IMPORT_BATCH_SIZE, IMPORT_POLL_MS. */
@@ -167,6 +169,10 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   } catch (err) {
     throw new ConfigError((err as Error).message);
   }
+  const sqliteSynchronous = (env.SQLITE_SYNCHRONOUS || 'full').toLowerCase();
+  if (sqliteSynchronous !== 'full' && sqliteSynchronous !== 'normal') {
+    throw new ConfigError(`SQLITE_SYNCHRONOUS must be full or normal, got '${env.SQLITE_SYNCHRONOUS}'`);
+  }
   return {
     auth,
     throttle,
@@ -182,6 +188,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     migrate: migrateRaw === 'true' || migrateRaw === '1',
     dbPoolSize: integer(env, 'DB_POOL_SIZE', 10, 1, 1000),
     dbStatementTimeoutMs: integer(env, 'DB_STATEMENT_TIMEOUT_MS', 15000, 1, 3600000),
+    sqliteSynchronous,
     shutdownTimeoutMs: integer(env, 'SHUTDOWN_TIMEOUT_MS', 10000, 0, 600000),
     importWorker: {
       enabled: onOff(env, 'IMPORT_WORKER', true),

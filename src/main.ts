@@ -25,6 +25,7 @@ async function main() {
     migrate: config.migrate,
     poolSize: config.dbPoolSize,
     statementTimeoutMs: config.dbStatementTimeoutMs,
+    sqliteSynchronous: config.sqliteSynchronous,
   });
   const auth = await setupAuth(config, logger);
   let selfSigned: SelfSignedCertificate | undefined;

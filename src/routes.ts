@@ -32,7 +32,7 @@ export function mounts({ deviceManagement, uploads, devices, registered, setting
       controller: devices,
       scope: (ctx, [uploadId]) => ({
         columns: { tenantId: ctx.tenantId, uploadId },
-        requireContainer: () => uploads.requireUpload(ctx.tenantId, uploadId),
+        requireContainer: (manager) => uploads.requireUpload(ctx.tenantId, uploadId, manager),
       }),
     },
     {

@@ -246,7 +246,8 @@ export function createApp(
     }
     if (!reply && (pathname === '/health' || pathname === '/ready')) {
       try {
-        if (pathname === '/ready') await db.read((m) => m.query('SELECT 1'));
+        // Not ready while the database is unavailable: 503 with Retry-After (the liveness check /health stays 200).
+        if (pathname === '/ready') await db.ready();
         reply = { status: 200, json: { status: 'ok' }, contentType: 'application/json' };
       } catch (err) {
         reply = errorReply(err, requestId, clientRequestId);

@@ -2,6 +2,7 @@ import 'reflect-metadata';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import type { PoolClient } from 'pg';
 import { Database } from '../src/db/database';
 import { dropSchema, freshDatabaseUrl } from './support/service';
 
@@ -36,11 +37,48 @@ describe('database settings', () => {
     }
   });
 
-  (onPostgres() ? it.skip : it)('runs a SQLite file in WAL mode with a busy timeout', async () => {
+  (onPostgres() ? it : it.skip)('survives a PostgreSQL connection error that nobody else listens to (a pooled client just handed out)', async () => {
+    const url = await freshDatabaseUrl();
+    const db = await Database.open(url, { migrate: false });
+    try {
+      // arrange: a client as pg-pool hands it out — the pool no longer listens to it, its user does not yet
+      const pool = (db.dataSource.driver as unknown as { master: { connect(): Promise<PoolClient> } }).master;
+      const client = await pool.connect();
+
+      // act: the error node-postgres emits when the server ends the connection; unheard, it is an uncaught exception
+      let thrown: unknown;
+      try {
+        client.emit('error', new Error('Connection terminated unexpectedly'));
+      } catch (err) {
+        thrown = err;
+      }
+      client.release(new Error('discarded'));
+
+      // assert
+      expect(thrown).toBeUndefined();
+      expect(await db.read((m) => m.query('SELECT 1 AS one'))).toEqual([{ one: 1 }]);
+    } finally {
+      await db.close();
+      await dropSchema(url);
+    }
+  });
+
+  (onPostgres() ? it.skip : it)('runs a SQLite file in WAL mode with a busy timeout, synchronous=FULL by default', async () => {
     const db = await Database.open(`sqlite:${join(mkdtempSync(join(tmpdir(), 'wal-')), 'db.sqlite')}`);
     try {
       expect(await db.dataSource.query('PRAGMA journal_mode')).toEqual([{ journal_mode: 'wal' }]);
       expect(await db.dataSource.query('PRAGMA busy_timeout')).toEqual([{ timeout: 5000 }]);
+      // 2 = FULL: the WAL is synced at every commit, so an acknowledged write survives an OS crash or power loss too
+      expect(await db.dataSource.query('PRAGMA synchronous')).toEqual([{ synchronous: 2 }]);
+    } finally {
+      await db.close();
+    }
+  });
+
+  (onPostgres() ? it.skip : it)('takes SQLITE_SYNCHRONOUS=normal (synced at checkpoints only)', async () => {
+    const db = await Database.open(`sqlite:${join(mkdtempSync(join(tmpdir(), 'wal-')), 'db.sqlite')}`, { sqliteSynchronous: 'normal' });
+    try {
+      expect(await db.dataSource.query('PRAGMA synchronous')).toEqual([{ synchronous: 1 }]);
     } finally {
       await db.close();
     }

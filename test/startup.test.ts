@@ -23,6 +23,7 @@ describe('configuration', () => {
     [{ MAX_PAGE_SIZE: '0' }, 'MAX_PAGE_SIZE must be between 1 and 10000'],
     [{ DB_MIGRATE: 'maybe' }, 'DB_MIGRATE must be true or false'],
     [{ AUTH_SECRET: 'short' }, 'AUTH_SECRET must be at least 16 characters'],
+    [{ SQLITE_SYNCHRONOUS: 'off' }, 'SQLITE_SYNCHRONOUS must be full or normal'],
     [{ THROTTLE_WRITES: 'fast' }, 'THROTTLE_WRITES must look like 200/20'],
     [{ THROTTLE_STORE: 'memcached://cache:11211' }, 'THROTTLE_STORE must be memory, postgres or redis://host:port[/db]'],
     [{ KEEP_ALIVE_TIMEOUT_MS: '0' }, 'KEEP_ALIVE_TIMEOUT_MS must be between 1 and 3600000'],

@@ -50,8 +50,10 @@ export class DeviceIdentitiesController extends EntitySetController {
       throw badRequest("The parameter 'importedWindowsAutopilotDeviceIdentities' must be an array.", 'importedWindowsAutopilotDeviceIdentities');
     }
     const records = items.map((item, i) => withTarget(`importedWindowsAutopilotDeviceIdentities[${i}]`, () => newImportedDevice(parseEntity(this.type, item).values)));
-    await scope.requireContainer?.();
-    const created = await this.db.write((m) => this.table.insertNew(m, scope, records));
+    const created = await this.db.write(async (m) => {
+      await scope.requireContainer?.(m);
+      return this.table.insertNew(m, scope, records);
+    });
     if (created.length) this.db.afterCommit(() => this.created());
     const value = created.map((stored) => entityJson(ctx, this.type, stored));
     return { status: 200, json: withContext(ctx, `${ctx.serviceRoot}/$metadata#Collection(${this.type.qualifiedName})`, { value }) };

@@ -43,9 +43,13 @@ export class UploadsController extends EntitySetController {
     return this.ensureMember({ columns: { tenantId } }, defaultUploadId(tenantId), this.newEntity().record);
   }
 
-  /** 404 unless the upload exists in the tenant. */
-  async requireUpload(tenantId: string, id: string): Promise<void> {
-    const found = await this.db.read((m) => this.table.exists(m, { columns: { tenantId } }, id));
+  /**
+   * 404 unless the upload exists in the tenant. Given a transaction, the upload's row is locked until it ends, so a
+   * DELETE of the upload cannot commit in between and leave the transaction's new devices behind.
+   */
+  async requireUpload(tenantId: string, id: string, manager?: EntityManager): Promise<void> {
+    const scope = { columns: { tenantId } };
+    const found = manager ? await this.table.exists(manager, scope, id, true) : await this.db.read((m) => this.table.exists(m, scope, id));
     if (!found) throw this.notFound(id);
   }
 
@@ -86,6 +90,11 @@ export class UploadsController extends EntitySetController {
       expanded.set(upload.id, extra);
     }
     return expanded;
+  }
+
+  /** Devices before their upload: the lock order of every writer (ScopedTable.lockAll), so a DELETE never deadlocks with a device's write. */
+  protected override async lockForRemove(m: EntityManager, scope: SetScope, key: string): Promise<void> {
+    await this.devices.lockScope(m, { columns: { ...scope.columns, uploadId: key } });
   }
 
   protected override async beforeRemove(m: EntityManager, ctx: ODataRequest, scope: SetScope, current: Stored): Promise<void> {

@@ -1,6 +1,7 @@
 import { AsyncLocalStorage } from 'node:async_hooks';
 import { mkdirSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
+import { Client, ClientConfig } from 'pg';
 import { DataSource, EntityManager } from 'typeorm';
 import { ImportedWindowsAutopilotDeviceIdentity } from '../../entities/ImportedWindowsAutopilotDeviceIdentity';
 import { ImportedWindowsAutopilotDeviceIdentityUpload } from '../../entities/ImportedWindowsAutopilotDeviceIdentityUpload';
@@ -15,7 +16,8 @@ import { UploadStatusTriggers1764600000000 } from './migrations/1764600000000-Up
 import { DropRedundantIndexes1764700000000 } from './migrations/1764700000000-DropRedundantIndexes';
 import { UploadStatusTriggersPostgres1764800000000 } from './migrations/1764800000000-UploadStatusTriggersPostgres';
 import { RegisteredDevices1764900000000 } from './migrations/1764900000000-RegisteredDevices';
-import { Dialect, dialectFor, quote } from './dialect';
+import { ODataError } from '../odata/errors';
+import { DatabaseFailure, Dialect, dialectFor, quote } from './dialect';
 import { GraphNamingStrategy } from './naming-strategy';
 
 /** The parts of node-sqlite3 that `Database.run` uses (the driver TypeORM opened). */
@@ -109,7 +111,47 @@ export interface DatabaseOptions {
   poolSize?: number;
   /** PostgreSQL statement_timeout in ms (DB_STATEMENT_TIMEOUT_MS); a statement over it fails as 503. */
   statementTimeoutMs?: number;
+  /** SQLITE_SYNCHRONOUS (default full): whether a SQLite commit is synced to disk before it is acknowledged. */
+  sqliteSynchronous?: 'full' | 'normal';
 }
+
+/** Attempts of a transaction PostgreSQL rolled back to resolve a deadlock or serialization failure. */
+const MAX_ATTEMPTS = 10;
+
+/** Retry-After (seconds) of a 503: contention the waits did not resolve clears fast; an unreachable database takes longer. */
+const RETRY_AFTER_S: Record<Exclude<DatabaseFailure, 'retry'>, number> = { busy: 1, unavailable: 5 };
+
+/**
+ * The 503 of a database failure the client may retry. The cause is kept for the log, never sent. A connection lost
+ * during COMMIT leaves the outcome unknown, so the message promises nothing about what was written.
+ */
+function unavailableError(failure: DatabaseFailure, cause: unknown): ODataError {
+  const reason = failure === 'unavailable' ? 'unavailable' : 'busy';
+  const message = reason === 'busy' ? 'The service is busy; retry the request.' : 'The database is unavailable; retry the request later.';
+  return new ODataError('ServiceUnavailable', message, undefined, undefined, cause).withHeader('Retry-After', String(RETRY_AFTER_S[reason]));
+}
+
+const pause = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/**
+ * node-postgres reports a dropped connection as an 'error' event on its client, and an 'error' event nobody listens
+ * to ends the process. pg-pool stops listening to a client it hands out, and TypeORM starts only a microtask later
+ * (and stops after the first error), so an error in between is fatal (a stop/start stress run of PostgreSQL lost
+ * the service process once). Every client listens for its whole life; the query in flight fails by itself and the
+ * pool discards the client.
+ */
+export class ListeningClient extends Client {
+  constructor(config?: string | ClientConfig) {
+    super(config);
+    this.on('error', () => undefined);
+  }
+}
+
+/** How long a PostgreSQL connection may take to open, and a request may wait for a free pooled one. */
+export const CONNECTION_TIMEOUT_MS = 10000;
+
+/** How much longer than statement_timeout the client waits for an answer before it gives up on the server. */
+const QUERY_TIMEOUT_MARGIN_MS = 5000;
 
 export function dataSourceOptions(databaseUrl: string, options: DatabaseOptions = {}) {
   adaptColumnsTo(dialectFor(databaseUrl), [...ENTITIES, ImportedWindowsAutopilotDeviceIdentityState]);
@@ -130,6 +172,7 @@ export function dataSourceOptions(databaseUrl: string, options: DatabaseOptions 
       logging: false,
     };
   }
+  const statementTimeoutMs = options.statementTimeoutMs ?? 15000;
   return {
     type: 'postgres' as const,
     url: databaseUrl,
@@ -138,7 +181,14 @@ export function dataSourceOptions(databaseUrl: string, options: DatabaseOptions 
     namingStrategy: new GraphNamingStrategy(),
     logging: false,
     poolSize: options.poolSize ?? 10,
-    extra: { statement_timeout: options.statementTimeoutMs ?? 15000, connectionTimeoutMillis: 10000 },
+    extra: {
+      statement_timeout: statementTimeoutMs,
+      // The server enforces statement_timeout; a server that stops answering (frozen, or the network gone silent)
+      // cannot, so the client gives up a little later by itself.
+      query_timeout: statementTimeoutMs + QUERY_TIMEOUT_MARGIN_MS,
+      connectionTimeoutMillis: CONNECTION_TIMEOUT_MS,
+      Client: ListeningClient,
+    },
   };
 }
 
@@ -169,7 +219,7 @@ export class Database {
     const dataSource = new DataSource(dataSourceOptions(databaseUrl, options));
     await dataSource.initialize();
     const db = new Database(dataSource);
-    for (const statement of db.dialect.sessionSetup) await dataSource.query(statement);
+    for (const statement of db.dialect.sessionSetup({ sqliteSynchronous: options.sqliteSynchronous ?? 'full' })) await dataSource.query(statement);
     if (migrate) await dataSource.runMigrations({ transaction: 'each' });
     return db;
   }
@@ -179,23 +229,25 @@ export class Database {
     const open = this.ambient.getStore();
     if (open) return fn(open.manager);
     const run = () => fn(this.dataSource.manager);
-    return this.lock ? this.lock.run(false, run) : run();
+    return this.guard(() => (this.lock ? this.lock.run(false, run) : run()));
   }
 
   /**
    * One write statement, atomic by itself, outside any transaction: on SQLite it holds the write lock only for that
    * statement; on PostgreSQL it runs in autocommit on a pooled connection. For compare-and-set updates.
    */
-  async writeOne<T>(fn: (manager: EntityManager) => Promise<T>): Promise<T> {
+  writeOne<T>(fn: (manager: EntityManager) => Promise<T>): Promise<T> {
     const open = this.ambient.getStore();
     if (open) return fn(open.manager);
-    if (this.lock) return this.lock.run(true, () => fn(this.dataSource.manager));
-    const runner = this.dataSource.createQueryRunner();
-    try {
-      return await fn(runner.manager);
-    } finally {
-      await runner.release();
-    }
+    if (this.lock) return this.guard(() => this.exclusive(() => fn(this.dataSource.manager)));
+    return this.guard(async () => {
+      const runner = this.dataSource.createQueryRunner();
+      try {
+        return await fn(runner.manager);
+      } finally {
+        await runner.release();
+      }
+    }, true);
   }
 
   /** One transaction; inside `atomic`, part of the atomic block's transaction instead. */
@@ -213,7 +265,10 @@ export class Database {
   async atomic<T>(fn: () => Promise<T>): Promise<T> {
     if (this.ambient.getStore()) return fn();
     const afterCommit: (() => void)[] = [];
-    const result = await this.transaction((manager) => this.ambient.run({ manager, afterCommit }, fn));
+    const result = await this.transaction((manager) => {
+      afterCommit.length = 0; // a transaction PostgreSQL rolled back runs again: only the last run's hooks count
+      return this.ambient.run({ manager, afterCommit }, fn);
+    });
     for (const hook of afterCommit) hook();
     return result;
   }
@@ -228,18 +283,97 @@ export class Database {
   /**
    * One transaction. On SQLite the write lock already gives it the single connection to itself, so BEGIN/COMMIT go
    * through the prepared-statement cache instead of TypeORM's transaction machinery (a third of a PATCH's time).
+   * BEGIN IMMEDIATE takes the file's write lock first: a deferred BEGIN that read before writing fails at once with
+   * SQLITE_BUSY when another process committed in between, without waiting. On PostgreSQL a transaction rolled back
+   * by a deadlock or serialization failure runs again (`fn` must touch nothing but the database).
    */
   private transaction<T>(fn: (manager: EntityManager) => Promise<T>): Promise<T> {
-    if (!this.lock) return this.dataSource.transaction(fn);
-    return this.lock.run(true, async () => {
+    if (!this.lock) return this.guard(() => this.dataSource.transaction(fn), true);
+    return this.guard(() =>
+      this.exclusive(async () => {
+        const manager = this.dataSource.manager;
+        await this.run(manager, 'BEGIN IMMEDIATE', []);
+        try {
+          const result = await fn(manager);
+          await this.run(manager, 'COMMIT', []);
+          return result;
+        } catch (err) {
+          await this.run(manager, 'ROLLBACK', []).catch(() => undefined);
+          throw err;
+        }
+      }),
+    );
+  }
+
+  /**
+   * Ready to serve: the database answers (/ready). On SQLite, after a write failed for want of the file (another
+   * process's lock, a full disk), also that a write transaction can begin again. Throws the 503 of the failure.
+   */
+  ready(): Promise<void> {
+    return this.guard(async () => {
+      if (!this.lock) {
+        await this.dataSource.query('SELECT 1');
+        return;
+      }
       const manager = this.dataSource.manager;
-      await this.run(manager, 'BEGIN', []);
+      await this.lock.run(false, () => this.run(manager, 'SELECT count(*) AS n FROM sqlite_schema', []));
+      if (this.writesFailing) {
+        await this.exclusive(async () => {
+          await this.run(manager, 'BEGIN IMMEDIATE', []);
+          await this.run(manager, 'ROLLBACK', []);
+        });
+      }
+    });
+  }
+
+  /**
+   * Runs a database operation; a failure the client may retry becomes a 503 with Retry-After (its cause logged, never
+   * sent), and with `retry` an operation PostgreSQL rolled back to break a deadlock runs again, so plain contention is
+   * never refused.
+   */
+  private async guard<T>(op: () => Promise<T>, retry = false): Promise<T> {
+    for (let attempt = 1; ; attempt++) {
       try {
-        const result = await fn(manager);
-        await this.run(manager, 'COMMIT', []);
+        return await op();
+      } catch (err) {
+        if (err instanceof ODataError) throw err;
+        const failure = this.dialect.failureOf(err);
+        if (failure === 'retry' && retry && attempt < MAX_ATTEMPTS) {
+          await pause(attempt * (5 + Math.random() * 20));
+          continue;
+        }
+        if (failure) throw unavailableError(failure, err);
+        throw err;
+      }
+    }
+  }
+
+  /** Counts the SQLite writes that found the file locked by another process past busy_timeout. */
+  private lockouts = 0;
+  private lastLockout: unknown;
+  /** A SQLite write failed for want of the file and none has succeeded since (/ready then probes a write). */
+  private writesFailing = false;
+
+  /**
+   * A SQLite write under the in-process write lock. Writes queued behind one that found the file locked by another
+   * process past busy_timeout fail with it rather than each waiting out busy_timeout in turn: a request waits at most
+   * about twice busy_timeout for a locked database, however many are queued.
+   */
+  private exclusive<T>(fn: () => Promise<T>): Promise<T> {
+    const seen = this.lockouts;
+    return this.lock!.run(true, async () => {
+      if (this.lockouts !== seen) throw this.lastLockout;
+      try {
+        const result = await fn();
+        this.writesFailing = false;
         return result;
       } catch (err) {
-        await this.run(manager, 'ROLLBACK', []).catch(() => undefined);
+        const failure = this.dialect.failureOf(err);
+        if (failure === 'busy') {
+          this.lockouts++;
+          this.lastLockout = err;
+        }
+        if (failure) this.writesFailing = true;
         throw err;
       }
     });
@@ -289,8 +423,12 @@ export class Database {
     const select = /^\s*SELECT/i.test(sql);
     const prepared = statement;
     const forget = () => {
-      // A statement that failed (say, its prepare) is not reused.
-      if (this.statements.get(sql) === prepared) this.statements.delete(sql);
+      // A statement that failed (say, its prepare) is not reused, and is finalized: one that failed with SQLITE_BUSY
+      // still holds its read transaction, whose snapshot turns every later write of this connection into SQLITE_BUSY
+      // once another process has committed — the service would never write again.
+      if (this.statements.get(sql) !== prepared) return;
+      this.statements.delete(sql);
+      prepared.finalize(() => undefined);
     };
     return new Promise((resolve, reject) => {
       if (select)

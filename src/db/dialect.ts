@@ -10,7 +10,13 @@ export interface Dialect {
    */
   readonly singleConnection: boolean;
   /** Statements run once on a freshly opened database. */
-  readonly sessionSetup: string[];
+  sessionSetup(settings: SessionSettings): string[];
+  /**
+   * What a failed statement means for its request: `retry` — the engine rolled the transaction back to resolve
+   * contention (deadlock, serialization failure), so running it again is safe; `busy` — contention not resolved within
+   * the engine's waits; `unavailable` — the database cannot be reached or written. Undefined: a real error.
+   */
+  failureOf(err: unknown): DatabaseFailure | undefined;
   /** The n-th (1-based) positional placeholder. */
   placeholder(n: number): string;
   /** Appended to a SELECT that locks the rows it reads for the rest of the transaction ('' where the write lock already serialises). */
@@ -43,6 +49,34 @@ export interface Dialect {
   readonly bytewiseCollation: string | undefined;
 }
 
+export type DatabaseFailure = 'retry' | 'busy' | 'unavailable';
+
+export interface SessionSettings {
+  /** SQLITE_SYNCHRONOUS: `full` syncs the WAL at every commit, `normal` only at checkpoints. */
+  sqliteSynchronous: 'full' | 'normal';
+}
+
+/** How long a SQLite statement waits for another connection's lock before failing with SQLITE_BUSY. */
+export const SQLITE_BUSY_TIMEOUT_MS = 5000;
+
+/** The codes of an error and of the errors it wraps (TypeORM's QueryFailedError, AggregateError, `cause`). */
+function codesOf(err: unknown, depth = 0): { codes: string[]; messages: string[] } {
+  const out = { codes: [] as string[], messages: [] as string[] };
+  if (!err || typeof err !== 'object' || depth > 3) return out;
+  const e = err as { code?: unknown; message?: unknown; driverError?: unknown; cause?: unknown; errors?: unknown };
+  if (typeof e.code === 'string') out.codes.push(e.code);
+  if (typeof e.message === 'string') out.messages.push(e.message);
+  for (const inner of [e.driverError, e.cause, ...(Array.isArray(e.errors) ? (e.errors as unknown[]) : [])]) {
+    const found = codesOf(inner, depth + 1);
+    out.codes.push(...found.codes);
+    out.messages.push(...found.messages);
+  }
+  return out;
+}
+
+/** Socket errors of a client-server database: the server is down or unreachable. */
+const NETWORK_ERRORS = new Set(['ECONNREFUSED', 'ECONNRESET', 'ECONNABORTED', 'EPIPE', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENETUNREACH', 'ENOTFOUND', 'EAI_AGAIN']);
+
 /** Identifier quoting, the same on both engines. */
 export const quote = (identifier: string) => `"${identifier.replace(/"/g, '""')}"`;
 
@@ -51,14 +85,23 @@ const SQLITE_PARTS = { year: '%Y', month: '%m', day: '%d', hour: '%H', minute: '
 const sqlite: Dialect = {
   name: 'sqlite',
   singleConnection: true,
-  sessionSetup: [
-    'PRAGMA busy_timeout = 5000',
-    // WAL (TypeORM's enableWAL) with synchronous=NORMAL: a commit survives a process crash; the last commits
-    // before a power loss may be lost (SQLite docs, "WAL mode").
-    'PRAGMA synchronous = NORMAL',
+  sessionSetup: (settings) => [
+    `PRAGMA busy_timeout = ${SQLITE_BUSY_TIMEOUT_MS}`,
+    // WAL (TypeORM's enableWAL): a commit survives a process crash whatever the setting; FULL syncs the WAL at every
+    // commit, so it also survives an OS crash or power loss; NORMAL syncs only at checkpoints, so the last commits
+    // before one may roll back (SQLite docs, "PRAGMA synchronous").
+    `PRAGMA synchronous = ${settings.sqliteSynchronous === 'normal' ? 'NORMAL' : 'FULL'}`,
     // 16 MB of page cache (the default is 2 MB): the indexes of 100,000 devices then stay in memory.
     'PRAGMA cache_size = -16384',
   ],
+  failureOf(err) {
+    const { codes } = codesOf(err);
+    // The single connection never deadlocks with itself; BUSY/LOCKED are another process's lock held past busy_timeout.
+    if (codes.some((c) => c === 'SQLITE_BUSY' || c === 'SQLITE_LOCKED')) return 'busy';
+    // The file cannot be opened, read or written (permissions, a full or read-only disk, I/O errors).
+    if (codes.some((c) => ['SQLITE_CANTOPEN', 'SQLITE_READONLY', 'SQLITE_IOERR', 'SQLITE_FULL', 'SQLITE_PROTOCOL'].includes(c))) return 'unavailable';
+    return undefined;
+  },
   placeholder: () => '?',
   forUpdate: '',
   skipLocked: '',
@@ -77,7 +120,21 @@ const sqlite: Dialect = {
 const postgres: Dialect = {
   name: 'postgres',
   singleConnection: false,
-  sessionSetup: [],
+  sessionSetup: () => [],
+  failureOf(err) {
+    const { codes, messages } = codesOf(err);
+    // Deadlock and serialization failures: PostgreSQL rolled the transaction back; it may run again.
+    if (codes.some((c) => c === '40P01' || c === '40001')) return 'retry';
+    // Connection exceptions (class 08), the server shutting down or starting (57P01-57P03), out of disk or I/O (53100, 58030).
+    if (codes.some((c) => NETWORK_ERRORS.has(c) || c.startsWith('08') || ['57P01', '57P02', '57P03', '53100', '58030'].includes(c))) return 'unavailable';
+    // node-postgres reports a lost, timed-out or silent connection by message only; TypeORM releases the query runner
+    // of a connection that failed, so the transaction's next statement finds it released.
+    if (messages.some((m) => /Connection terminated|connection timeout|not queryable|Connection ended|query runner (was )?already released|Query read timeout/i.test(m))) return 'unavailable';
+    // Statement timeout, lock not available, too many connections, the pool's wait for a free connection.
+    if (codes.some((c) => ['57014', '55P03', '53300', '53000', '53200'].includes(c))) return 'busy';
+    if (messages.some((m) => /timeout exceeded when trying to connect/i.test(m))) return 'busy';
+    return undefined;
+  },
   placeholder: (n) => `$${n}`,
   forUpdate: ' FOR UPDATE',
   skipLocked: ' FOR UPDATE SKIP LOCKED',

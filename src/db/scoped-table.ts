@@ -99,10 +99,20 @@ export class ScopedTable {
     await this.db.run(manager, sql, params);
   }
 
-  async exists(manager: EntityManager, scope: Scope, id: string): Promise<boolean> {
+  /** Whether the member exists; with `forUpdate`, inside a transaction, it also stays so until the transaction ends. */
+  async exists(manager: EntityManager, scope: Scope, id: string, forUpdate = false): Promise<boolean> {
     const params: unknown[] = [];
-    const sql = `SELECT 1 AS found FROM ${this.table} t WHERE ${this.scopeSql(scope, params, 't')} AND t.${q('id')} = ${this.placeholder(params.push(id))}`;
+    const lock = forUpdate ? this.db.dialect.forUpdate : '';
+    const sql = `SELECT 1 AS found FROM ${this.table} t WHERE ${this.scopeSql(scope, params, 't')} AND t.${q('id')} = ${this.placeholder(params.push(id))}${lock}`;
     return (await this.db.run(manager, sql, params)).rows.length > 0;
+  }
+
+  /** Locks every row of a scope for the rest of the transaction, in key order (PostgreSQL), as `lockAll`. */
+  async lockScope(manager: EntityManager, scope: Scope): Promise<void> {
+    if (!this.db.dialect.forUpdate) return;
+    const params: unknown[] = [];
+    const sql = `SELECT t.${q('id')} FROM ${this.table} t WHERE ${this.scopeSql(scope, params, 't')} ORDER BY t.${q('id')}${this.db.dialect.forUpdate}`;
+    await this.db.run(manager, sql, params);
   }
 
   /**

@@ -16,10 +16,11 @@ import { checkWritePreconditions, collectionReply, contextUrl, entityJson, entit
 /** Where a request's rows live: the row scope (tenant, containing upload) and how to prove the container exists. */
 export interface SetScope extends Scope {
   /**
-   * 404 when the containing entity (an upload) does not exist. Collection writes call it first; collection reads
-   * only when they find nothing (members are looked up within the container anyway).
+   * 404 when the containing entity (an upload) does not exist. Writes that add members call it inside their
+   * transaction (`manager`), which keeps the container until they commit; collection reads only when they find
+   * nothing (members are looked up within the container anyway).
    */
-  requireContainer?: () => Promise<void>;
+  requireContainer?: (manager?: EntityManager) => Promise<void>;
 }
 
 /** A new entity of this set before it is written: the record, and the writes of its inline children (deep insert). */
@@ -67,6 +68,9 @@ export abstract class EntitySetController extends ODataController {
   protected expand(_m: EntityManager, _ctx: ODataRequest, _scope: SetScope, _items: Stored[], _options: QueryOptions): Promise<Map<string, Record<string, unknown>>> {
     return Promise.resolve(new Map<string, Record<string, unknown>>());
   }
+
+  /** Runs first in the delete's transaction: locks rows that writers lock before this one (dependants). */
+  protected async lockForRemove(_m: EntityManager, _scope: SetScope, _key: string): Promise<void> {}
 
   /** Runs in the delete's transaction before the row goes (refuse with an ODataError, or remove dependants). */
   protected async beforeRemove(_m: EntityManager, _ctx: ODataRequest, _scope: SetScope, _current: Stored): Promise<void> {}
@@ -135,6 +139,7 @@ export abstract class EntitySetController extends ODataController {
   @odata.DELETE
   async remove(@odata.context ctx: ODataRequest, @odata.result scope: SetScope, @odata.key key: string): Promise<Reply> {
     await this.db.write(async (m) => {
+      await this.lockForRemove(m, scope, key);
       const current = await this.table.findOne(m, scope, key, true);
       if (!current) throw this.notFound(key);
       checkWritePreconditions(ctx, current);
@@ -177,9 +182,9 @@ export abstract class EntitySetController extends ODataController {
    */
   protected async insertOne(ctx: ODataRequest, scope: SetScope, body: unknown): Promise<{ stored: Stored; extra: Record<string, unknown> }> {
     const entity = this.prepareNew(ctx, scope, body);
-    await scope.requireContainer?.();
     const id = newId();
     const result = await this.db.write(async (m) => {
+      await scope.requireContainer?.(m);
       await this.table.insert(m, [this.table.newRow(scope, id, entity.record)]);
       const extra = entity.children ? await entity.children(m, id) : {};
       const stored = await this.table.findOne(m, scope, id);
@@ -281,9 +286,9 @@ export abstract class EntitySetController extends ODataController {
     });
     const notMember = (i: number, id: string) => notFound(`value[${i}]: ${this.type.name} '${id}' is not a member of this collection.`);
 
-    await scope.requireContainer?.();
     const results = await this.db.write(async (m) => {
       await this.table.lockAll(m, scope, parsed.flatMap((p) => (p.kind === 'insert' ? [] : [p.id])));
+      await scope.requireContainer?.(m);
       const out: ({ removed: string } | Stored)[] = [];
       for (const [i, entry] of parsed.entries()) {
         if (entry.kind === 'remove') {

@@ -37,13 +37,15 @@ export class ODataError extends Error {
   /** Extra response headers the error needs (Allow on 405, Retry-After on 429, WWW-Authenticate on 401). */
   headers: Record<string, string> = {};
 
+  /** `cause`: what went wrong underneath (a database error), logged with the request, never sent. */
   constructor(
     readonly code: ErrorCode,
     message: string,
     readonly target?: string,
     readonly details?: ErrorDetail[],
+    cause?: unknown,
   ) {
-    super(message);
+    super(message, cause === undefined ? undefined : { cause });
     this.status = ERROR_CODES[code];
   }
 
@@ -87,16 +89,11 @@ export function toGraphError(err: ODataError, requestId: string, clientRequestId
   return { error: body };
 }
 
-/** Turns anything thrown into an ODataError; unknown causes become a 500 that says nothing about the cause. */
+/**
+ * Turns anything thrown into an ODataError; unknown causes become a 500 that says nothing about the cause. `internal`:
+ * the cause is worth logging (a 500, or an error with a `cause` such as the database's 503s, src/db/database.ts).
+ */
 export function asODataError(err: unknown): { error: ODataError; internal: boolean } {
-  if (err instanceof ODataError) return { error: err, internal: false };
-  const code = (err as { code?: string } | null)?.code;
-  if (code === 'SQLITE_BUSY' || code === 'SQLITE_LOCKED' || code === '40001' || code === '40P01' || code === '57014') {
-    // Lock contention, serialization failure, deadlock or statement timeout: retryable, nothing was changed.
-    return {
-      error: new ODataError('ServiceUnavailable', 'The service is busy; retry the request.').withHeader('Retry-After', '1'),
-      internal: true,
-    };
-  }
+  if (err instanceof ODataError) return { error: err, internal: err.cause !== undefined };
   return { error: new ODataError('InternalServerError', 'An internal server error occurred.'), internal: true };
 }
