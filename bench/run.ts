@@ -5,18 +5,13 @@ import { join } from 'node:path';
 import autocannon from 'autocannon';
 import { Client } from 'pg';
 import { mintToken } from '../src/auth/tokens';
+import { flag, PG } from './cli';
 
 /**
  * `npm run bench [-- --pg] [--duration 10] [--devices 100000]`: the service and a raw node:http + better-sqlite3
  * bound, side by side, on the same machine seconds apart. Prints req/s, p50, p99, server CPU ms per request and
  * RSS for five scenarios, each as a ratio to the bound, and writes the table as JSON under bench/results/.
  */
-const args = process.argv.slice(2);
-const flag = (name: string, fallback: number) => {
-  const i = args.indexOf(`--${name}`);
-  return i >= 0 ? Number(args[i + 1]) : fallback;
-};
-const PG = args.includes('--pg');
 const DURATION = flag('duration', 10);
 const DEVICES = flag('devices', 100_000);
 const CONNECTIONS = flag('connections', 20);

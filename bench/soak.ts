@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Client } from 'pg';
 import { mintToken } from '../src/auth/tokens';
+import { flag, PG } from './cli';
 
 /**
  * `npm run soak [-- --minutes 10] [--pg] [--connections 8]`: the service as `npm start` runs it (a process of its own,
@@ -14,12 +15,6 @@ import { mintToken } from '../src/auth/tokens';
  *
  * Each client works on devices of its own, so no answer depends on another client's timing: every non-2xx is an error.
  */
-const args = process.argv.slice(2);
-const flag = (name: string, fallback: number) => {
-  const i = args.indexOf(`--${name}`);
-  return i >= 0 ? Number(args[i + 1]) : fallback;
-};
-const PG = args.includes('--pg');
 const MINUTES = flag('minutes', 10);
 const CONNECTIONS = flag('connections', 8);
 /** Devices each client keeps around: imports top its set up, deletes bring it back down. */
