@@ -3,9 +3,8 @@ import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import autocannon from 'autocannon';
-import { Client } from 'pg';
 import { mintToken } from '../src/auth/tokens';
-import { flag, PG } from './cli';
+import { benchDatabase, flag, PG } from './cli';
 
 /**
  * `npm run bench [-- --pg] [--duration 10] [--devices 100000]`: the service and a raw node:http + better-sqlite3
@@ -147,19 +146,8 @@ async function measure(t: Target, scenario: string, perRequestDevices: number, r
 async function main() {
   const started = Date.now();
   const dir = mkdtempSync(join(tmpdir(), 'bench-'));
-  let databaseUrl = `sqlite:${join(dir, 'service.sqlite')}`;
-  let schema: string | undefined;
-  const pgBase = process.env.DATABASE_URL?.startsWith('postgres') ? process.env.DATABASE_URL : 'postgres://postgres@127.0.0.1:5432/test';
-  if (PG) {
-    schema = `bench_${Date.now()}`;
-    const client = new Client({ connectionString: pgBase });
-    await client.connect();
-    await client.query(`CREATE SCHEMA "${schema}"`);
-    await client.end();
-    const url = new URL(pgBase);
-    url.searchParams.set('options', `-c search_path=${schema}`);
-    databaseUrl = url.toString();
-  }
+  const database = await benchDatabase('bench', join(dir, 'service.sqlite'));
+  const databaseUrl = database.url;
 
   const token = await mintToken(SECRET, { tenant: 'bench', scope: 'write', expiresIn: '2h' });
   const service: Target = {
@@ -264,12 +252,7 @@ async function main() {
 
   service.child.kill('SIGTERM');
   bound.child.kill('SIGTERM');
-  if (schema) {
-    const client = new Client({ connectionString: pgBase });
-    await client.connect();
-    await client.query(`DROP SCHEMA "${schema}" CASCADE`);
-    await client.end();
-  }
+  await database.drop();
   process.exit(errors > 0 ? 1 : 0);
 }
 

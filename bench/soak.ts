@@ -2,9 +2,8 @@ import { ChildProcess, spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Client } from 'pg';
 import { mintToken } from '../src/auth/tokens';
-import { flag, PG } from './cli';
+import { benchDatabase, flag, PG } from './cli';
 
 /**
  * `npm run soak [-- --minutes 10] [--pg] [--connections 8]`: the service as `npm start` runs it (a process of its own,
@@ -77,19 +76,8 @@ const newStats = (): Stats => ({ requests: 0, errors: 0, byOperation: new Map(),
 
 async function main() {
   const dir = mkdtempSync(join(tmpdir(), 'soak-'));
-  let databaseUrl = `sqlite:${join(dir, 'soak.sqlite')}`;
-  const pgBase = process.env.DATABASE_URL?.startsWith('postgres') ? process.env.DATABASE_URL : 'postgres://postgres@127.0.0.1:5432/test';
-  let schema: string | undefined;
-  if (PG) {
-    schema = `soak_${Date.now()}`;
-    const client = new Client({ connectionString: pgBase });
-    await client.connect();
-    await client.query(`CREATE SCHEMA "${schema}"`);
-    await client.end();
-    const url = new URL(pgBase);
-    url.searchParams.set('options', `-c search_path=${schema}`);
-    databaseUrl = url.toString();
-  }
+  const database = await benchDatabase('soak', join(dir, 'soak.sqlite'));
+  const databaseUrl = database.url;
   const port = 5803;
   const child = await startService({
     PORT: String(port), DATABASE_URL: databaseUrl, AUTH_SECRET: SECRET, LOG_LEVEL: 'silent', NODE_ENV: 'production',
@@ -214,12 +202,7 @@ async function main() {
   child.kill('SIGTERM');
   await new Promise((resolve) => child.once('exit', resolve));
   rmSync(dir, { recursive: true, force: true });
-  if (schema) {
-    const client = new Client({ connectionString: pgBase });
-    await client.connect();
-    await client.query(`DROP SCHEMA "${schema}" CASCADE`);
-    await client.end();
-  }
+  await database.drop();
   process.exit(total.errors > 0 ? 1 : 0);
 }
 
