@@ -4,6 +4,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { DataSource } from 'typeorm';
 import { Database, dataSourceOptions, MIGRATIONS } from '../src/db/database';
+import { uploadStatusFunctionBody as previousUploadStatusFunctionBody } from '../src/db/migrations/1764800000000-UploadStatusTriggersPostgres';
+import { uploadStatusFunctionBody } from '../src/db/migrations/1765000000000-UploadStatusTriggerCategories';
 import { dropSchema, freshDatabaseUrl, LIVE, startService } from './support/service';
 
 /** Schema changes are migrations: a database made by the first one is upgraded in place, data intact. */
@@ -77,6 +79,11 @@ describe('migrations', () => {
         await runner.release();
       }
     };
+    const functionBody = async () =>
+      sqlite ? undefined : (await db.dataSource.query(`SELECT prosrc FROM pg_proc WHERE oid = '"FN_device_upload_status"'::regproc`))[0].prosrc;
+    expect(await functionBody()).toBe(sqlite ? undefined : uploadStatusFunctionBody());
+    await db.dataSource.undoLastMigration(); // the PostgreSQL status function's category filter (nothing on SQLite)
+    expect(await functionBody()).toBe(sqlite ? undefined : previousUploadStatusFunctionBody());
     await db.dataSource.undoLastMigration(); // registered devices, settings, storedAt (the SQLite table rebuild keeps its triggers)
     expect(await columns('windowsAutopilotDeviceIdentity')).toBeUndefined();
     expect(await columns('windowsAutopilotSettings')).toBeUndefined();

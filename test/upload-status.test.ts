@@ -5,7 +5,8 @@ import { join } from 'node:path';
 import { Client } from 'pg';
 import { DataSource } from 'typeorm';
 import { dataSourceOptions, MIGRATIONS } from '../src/db/database';
-import { uploadStatusFunctionBody } from '../src/db/migrations/1764800000000-UploadStatusTriggersPostgres';
+import { UploadStatusTriggersPostgres1764800000000 } from '../src/db/migrations/1764800000000-UploadStatusTriggersPostgres';
+import { uploadStatusFunctionBody } from '../src/db/migrations/1765000000000-UploadStatusTriggerCategories';
 import { uploadStatusValues } from '../src/db/upload-status-rule';
 import { enumType } from '../src/odata/model';
 import { TYPE } from '../src/autopilot/graph-types';
@@ -240,10 +241,38 @@ onPostgres('PostgreSQL status triggers', () => {
     expect((await uploadState(upload)).status).toBe('error');
   });
 
+  it('lock the upload only for a change that can move its status', async () => {
+    // arrange: another transaction holds the upload's row lock
+    const upload = await newUpload();
+    const [a, b] = await insertDevices(upload, ['pending', 'complete']);
+    const holder = await connect(databaseUrl);
+    const writer = await connect(databaseUrl);
+    await holder.query('BEGIN');
+    await holder.query(`SELECT 1 FROM ${UPLOAD} WHERE "id" = ? FOR UPDATE`, [upload]);
+    await writer.query(`SET lock_timeout = '300ms'`);
+    const outcome = (step: Promise<unknown>) => step.then(() => 'written', (err: { code?: string }) => `failed ${err.code}`);
+
+    // act: changes within a category (unfinished pending → partial; complete → null; a groupTag) and one across
+    const within = [
+      await outcome(setStatus(a, 'partial', writer)),
+      await outcome(writer.query(`UPDATE ${DEVICE} SET "stateDeviceImportStatus" = NULL WHERE "id" = ?`, [b])),
+      await outcome(writer.query(`UPDATE ${DEVICE} SET "groupTag" = 'lab' WHERE "id" = ?`, [a])),
+    ];
+    const across = await outcome(setStatus(a, 'error', writer));
+    await holder.query('ROLLBACK');
+    await holder.close();
+    await writer.close();
+
+    // assert: 55P03 lock_not_available — only the change across categories waited for the upload
+    expect(within).toEqual(['written', 'written', 'written']);
+    expect(across).toBe('failed 55P03');
+    expect((await uploadState(upload)).status).toBe('pending');
+  });
+
   it('start from the right status when they are installed', async () => {
-    // arrange: a database one migration behind, with an upload whose status lags behind its device
+    // arrange: a database without the triggers, with an upload whose status lags behind its device
     const url = await freshDatabaseUrl();
-    const before = new DataSource({ ...dataSourceOptions(url), migrations: MIGRATIONS.slice(0, -1) });
+    const before = new DataSource({ ...dataSourceOptions(url), migrations: MIGRATIONS.slice(0, MIGRATIONS.indexOf(UploadStatusTriggersPostgres1764800000000)) });
     await before.initialize();
     await before.runMigrations();
     await before.query(`INSERT INTO ${UPLOAD} ("id", "tenantId", "createdDateTimeUtc", "status", "version") VALUES ('u-1', 'default', 0, 0, 1)`);

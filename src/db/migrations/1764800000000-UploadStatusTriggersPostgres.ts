@@ -27,7 +27,7 @@ const TRIGGERS = [
 ];
 
 /** Derives the status of the uploads `x` that `where` picks, writing (and bumping the ETag) only where it changed. */
-function deriveStatus(where: string): string {
+export function deriveStatus(where: string): string {
   const status = uploadStatusCase(DEVICE, `d."tenantId" = x."tenantId" AND d."uploadId" = x."id"`);
   return `UPDATE ${UPLOAD} u SET "status" = s.v, "version" = u."version" + 1
     FROM (SELECT x."id", ${status} AS v FROM ${UPLOAD} x${where}) s
