@@ -155,6 +155,22 @@ describe('PUT replaces', () => {
       deviceErrorName: null,
     });
   });
+  it.each([
+    ['a null state takes the defaults of its non-nullable members', null, { deviceImportStatus: 'unknown', deviceErrorCode: 0, deviceErrorName: null }],
+    [
+      'a stored state keeps its other members',
+      { deviceImportStatus: 'error', deviceErrorCode: 806, deviceErrorName: 'ZtdDeviceAlreadyAssigned' },
+      { deviceImportStatus: 'error', deviceErrorCode: 806, deviceErrorName: 'ZtdDeviceAlreadyAssigned' },
+    ],
+  ])('PATCH of one state member: %s', async (_rule, stored, others) => {
+    const device = await createDevice(LIVE);
+    expect((await service.request('PATCH', `${LIVE}/${device.id}`, { body: { state: stored } })).status).toBe(200);
+    const res = await service.request('PATCH', `${LIVE}/${device.id}`, { body: { state: { deviceRegistrationId: 'r' } } });
+    const expected = { '@odata.type': '#microsoft.graph.importedWindowsAutopilotDeviceIdentityState', ...others, deviceRegistrationId: 'r' };
+    expect(res.status).toBe(200);
+    expect(res.body.state).toEqual(expected);
+    expect((await service.get(`${LIVE}/${device.id}`)).body.state).toEqual(expected);
+  });
 });
 
 describe('PATCH an upload', () => {

@@ -422,7 +422,9 @@ export class Database {
       statement = connection.prepare(sql, () => undefined);
       this.statements.set(sql, statement);
     }
-    const select = /^\s*SELECT/i.test(sql);
+    // A DML statement with RETURNING yields rows like a SELECT; its rows are the ones it changed.
+    const returning = / RETURNING /.test(sql);
+    const select = returning || /^\s*SELECT/i.test(sql);
     const prepared = statement;
     const forget = () => {
       // A statement that failed (say, its prepare) is not reused, and is finalized: one that failed with SQLITE_BUSY
@@ -438,7 +440,7 @@ export class Database {
           if (err) {
             forget();
             reject(err);
-          } else resolve({ rows, affected: 0 });
+          } else resolve({ rows, affected: returning ? rows.length : 0 });
         });
       else
         prepared.run(params, function (this: { changes: number }, err: Error | null) {

@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { EntityManager, EntityTarget, ObjectLiteral, SelectQueryBuilder } from 'typeorm';
 import { Binding, EntityRecord, Row } from '../odata/binding';
 import { decodeSkipToken, queryFingerprint, SkipToken } from '../odata/paging';
+import { defaultsOf } from '../odata/payload';
 import { applyFilter, applyFilterAndOrder, checkCountSegmentOptions, QueryOptions, queryLimitError } from '../odata/query';
 import { Database } from './database';
 import { quote as q } from './dialect';
@@ -52,6 +53,8 @@ export const etagOf = (version: number) => `W/"${version}"`;
 
 export class ScopedTable {
   private readonly selectList: string[];
+  /** The select list without an alias, for RETURNING. */
+  private readonly returningList: string;
 
   constructor(
     readonly db: Database,
@@ -59,6 +62,7 @@ export class ScopedTable {
     readonly entity: EntityTarget<ObjectLiteral>,
   ) {
     this.selectList = ['id', 'version', ...binding.allColumns()].map((c) => `t.${q(c)}`);
+    this.returningList = ['id', 'version', ...binding.allColumns()].map(q).join(', ');
   }
 
   private base(manager: EntityManager, scope: Scope): SelectQueryBuilder<ObjectLiteral> {
@@ -230,6 +234,37 @@ export class ScopedTable {
     const where = `${q('id')} = ${this.placeholder(params.push(id))} AND ${q('version')} = ${this.placeholder(params.push(version))} AND ${this.scopeSql(scope, params)}`;
     const { affected } = await this.db.run(manager, `UPDATE ${this.table} SET ${sets.join(', ')} WHERE ${where}`, params);
     return affected === 1 ? version + 1 : undefined;
+  }
+
+  /**
+   * PATCH (merge) in one statement: sets the columns of the given properties, bumps the version and returns the
+   * member as stored, or undefined when no member has this key in scope. A complex value merges member by member
+   * into the stored one, or, where the stored one is null, into the complex type's defaults (as `mergeInto` does).
+   * The SET expressions all read the row as it was, so the statement is atomic by itself.
+   */
+  async merge(manager: EntityManager, scope: Scope, id: string, patch: EntityRecord): Promise<Stored | undefined> {
+    const params: unknown[] = [];
+    const value = (v: unknown) => this.placeholder(params.push(v));
+    const sets: string[] = [];
+    for (const [name, given] of Object.entries(patch)) {
+      const property = this.binding.type.properties.get(name)!;
+      if (property.type.kind !== 'complex' || given === null) {
+        for (const [column, v] of Object.entries(this.binding.toColumns(patch, [name]))) sets.push(`${q(column)} = ${value(v)}`);
+        continue;
+      }
+      const members = given as Record<string, unknown>;
+      const defaults = defaultsOf(property.type);
+      const isNull = `${q(this.binding.complexNullColumn.get(name)!)} IS NULL`;
+      for (const member of property.type.properties.keys()) {
+        const column = q(this.binding.columns.get(`${name}/${member}`)!.column);
+        if (members[member] !== undefined) sets.push(`${column} = ${value(members[member])}`);
+        else if ((defaults[member] ?? null) !== null) sets.push(`${column} = CASE WHEN ${isNull} THEN ${value(defaults[member])} ELSE ${column} END`);
+      }
+    }
+    sets.push(`${q('version')} = ${q('version')} + 1`);
+    const where = `${q('id')} = ${value(id)} AND ${this.scopeSql(scope, params)}`;
+    const { rows } = await this.db.run(manager, `UPDATE ${this.table} SET ${sets.join(', ')} WHERE ${where} RETURNING ${this.returningList}`, params);
+    return rows[0] ? this.toStored(rows[0]) : undefined;
   }
 
   async remove(manager: EntityManager, scope: Scope, id: string): Promise<boolean> {

@@ -200,6 +200,12 @@ export abstract class EntitySetController extends ODataController {
     const writable = this.writable();
     const allowed: Record<string, Value> = {};
     for (const name of writable) if (values[name] !== undefined) allowed[name] = values[name];
+    if (!replace && writable.length > 0 && ctx.headers['if-match'] === undefined && ctx.headers['if-none-match'] === undefined) {
+      // Without preconditions a merge needs nothing read first: one statement sets, bumps and returns the row.
+      const merged = await this.db.writeOne((m) => this.table.merge(m, scope, key, allowed));
+      if (!merged) throw this.notFound(key);
+      return writeReply(ctx, this.type, merged, ctx.target.contextPath, 200);
+    }
     const stored = await this.change(ctx, scope, key, (record) =>
       writable.length === 0 ? undefined : replace ? replaceWith(this.type, record, allowed, writable) : mergeInto(this.type, record, allowed),
     );

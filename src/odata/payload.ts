@@ -197,7 +197,7 @@ function defaultOf(property: StructuralProperty): Value {
   return '';
 }
 
-function defaultsOf(type: ComplexType): Record<string, unknown> {
+export function defaultsOf(type: ComplexType): Record<string, unknown> {
   const out: Record<string, unknown> = {};
   for (const member of type.properties.values()) out[member.name] = defaultOf(member);
   return out;
