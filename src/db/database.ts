@@ -1,7 +1,7 @@
 import { AsyncLocalStorage } from 'node:async_hooks';
 import { mkdirSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
-import { Client, ClientConfig } from 'pg';
+import { Client, ClientConfig, PoolClient } from 'pg';
 import { DataSource, EntityManager } from 'typeorm';
 import { ImportedWindowsAutopilotDeviceIdentity } from '../../entities/ImportedWindowsAutopilotDeviceIdentity';
 import { ImportedWindowsAutopilotDeviceIdentityUpload } from '../../entities/ImportedWindowsAutopilotDeviceIdentityUpload';
@@ -148,6 +148,9 @@ export class ListeningClient extends Client {
     this.on('error', () => undefined);
   }
 }
+
+/** How many SQL texts get a prepared statement of their own on each PostgreSQL connection (Database.run). */
+const MAX_PREPARED = 256;
 
 /** How long a PostgreSQL connection may take to open, and a request may wait for a free pooled one. */
 export const CONNECTION_TIMEOUT_MS = 10000;
@@ -408,12 +411,8 @@ export class Database {
    * counts the rows a DML statement changed. Inside `write`, pass its manager so the statement joins the transaction.
    */
   async run(manager: EntityManager, sql: string, params: unknown[]): Promise<{ rows: Record<string, unknown>[]; affected: number }> {
-    if (!this.dialect.singleConnection) {
-      if (!manager.queryRunner) return { rows: await manager.query(sql, params), affected: 0 };
-      const result = await manager.queryRunner.query(sql, params, true);
-      return { rows: (result.records ?? []) as Record<string, unknown>[], affected: Number(result.affected ?? 0) };
-    }
     this.dataSource.logger.logQuery(sql, params); // as TypeORM's own runner does; the logger decides whether to print
+    if (!this.dialect.singleConnection) return this.runPostgres(manager, sql, params);
     let statement = this.statements.get(sql);
     if (!statement) {
       if (this.statements.size >= 256) await this.finalizeStatements();
@@ -450,6 +449,27 @@ export class Database {
           } else resolve({ rows: [], affected: this.changes });
         });
     });
+  }
+
+  /** Names of the PostgreSQL statements prepared so far, by SQL text. */
+  private readonly prepared = new Map<string, string>();
+
+  /**
+   * PostgreSQL: each statement runs as a named prepared statement on its pooled connection (pg prepares it there once,
+   * so the server parses and plans it once per connection, not per call). At most MAX_PREPARED texts get a name, so a
+   * stream of differently shaped queries cannot grow every connection's statement cache; the rest run unnamed.
+   */
+  private async runPostgres(manager: EntityManager, sql: string, params: unknown[]): Promise<{ rows: Record<string, unknown>[]; affected: number }> {
+    let name = this.prepared.get(sql);
+    if (name === undefined && this.prepared.size < MAX_PREPARED) this.prepared.set(sql, (name = `s${this.prepared.size + 1}`));
+    const own = manager.queryRunner ? undefined : this.dataSource.createQueryRunner();
+    try {
+      const client = (await (manager.queryRunner ?? own)!.connect()) as PoolClient;
+      const result = await client.query({ name, text: sql, values: params });
+      return { rows: result.rows as Record<string, unknown>[], affected: result.rowCount ?? 0 };
+    } finally {
+      await own?.release();
+    }
   }
 
   private async finalizeStatements(): Promise<void> {
