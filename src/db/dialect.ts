@@ -25,6 +25,8 @@ export interface Dialect {
   readonly skipLocked: string;
   /** `LIMIT` value meaning "no limit", for an OFFSET without a LIMIT. */
   readonly noLimit: number | null;
+  /** How many parameters one statement may bind (SQLITE_MAX_VARIABLE_NUMBER of SQLite 3.32+; PostgreSQL's wire protocol). */
+  readonly maxParameters: number;
   /**
    * A statement that makes every other transaction taking the same keys wait until this one ends: `$1` an int key
    * space, `$2` a text array of keys, locked in one global order (no deadlock). Undefined where the engine's single
@@ -106,6 +108,7 @@ const sqlite: Dialect = {
   forUpdate: '',
   skipLocked: '',
   noLimit: -1,
+  maxParameters: 32766,
   lockKeysSql: undefined,
   same: (a, b) => `(${a} IS ${b})`,
   atLeastZero: (x) => `max(${x}, 0)`,
@@ -139,6 +142,7 @@ const postgres: Dialect = {
   forUpdate: ' FOR UPDATE',
   skipLocked: ' FOR UPDATE SKIP LOCKED',
   noLimit: null,
+  maxParameters: 65535,
   lockKeysSql: 'SELECT pg_advisory_xact_lock($1, k) FROM (SELECT DISTINCT hashtext(s) AS k FROM unnest($2::text[]) AS s ORDER BY k) AS keys',
   same: (a, b) => `(${a} IS NOT DISTINCT FROM ${b})`,
   atLeastZero: (x) => `GREATEST(${x}, 0)`,

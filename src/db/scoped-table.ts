@@ -190,11 +190,12 @@ export class ScopedTable {
     return stored;
   }
 
-  /** Inserts rows keyed by column name, chunked to stay within the engines' bound-parameter limits. */
+  /** Inserts rows keyed by column name, in statements as large as the engine's bound-parameter limit allows. */
   async insert(manager: EntityManager, rows: Record<string, unknown>[], ignoreExisting = false): Promise<void> {
     if (rows.length === 0) return;
     const columns = Object.keys(rows[0]);
-    const chunk = Math.max(1, Math.floor(900 / columns.length));
+    // As few statements as the engine's parameter limit allows: an upload of 500 devices is one statement.
+    const chunk = Math.max(1, Math.floor(this.db.dialect.maxParameters / columns.length));
     for (let i = 0; i < rows.length; i += chunk) {
       const params: unknown[] = [];
       const tuples = rows.slice(i, i + chunk).map((row) => `(${columns.map((c) => this.placeholder(params.push(row[c] ?? null))).join(', ')})`);
