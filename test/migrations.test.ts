@@ -5,7 +5,8 @@ import { join } from 'node:path';
 import { DataSource } from 'typeorm';
 import { Database, dataSourceOptions, MIGRATIONS } from '../src/db/database';
 import { uploadStatusFunctionBody as previousUploadStatusFunctionBody } from '../src/db/migrations/1764800000000-UploadStatusTriggersPostgres';
-import { uploadStatusFunctionBody } from '../src/db/migrations/1765000000000-UploadStatusTriggerCategories';
+import { insertTriggerSql } from '../src/db/migrations/1764600000000-UploadStatusTriggers';
+import { sqliteInsertTriggerSql, uploadStatusFunctionBody } from '../src/db/migrations/1765000000000-CheaperUploadStatusTriggers';
 import { dropSchema, freshDatabaseUrl, LIVE, startService } from './support/service';
 
 /** Schema changes are migrations: a database made by the first one is upgraded in place, data intact. */
@@ -79,11 +80,15 @@ describe('migrations', () => {
         await runner.release();
       }
     };
-    const functionBody = async () =>
-      sqlite ? undefined : (await db.dataSource.query(`SELECT prosrc FROM pg_proc WHERE oid = '"FN_device_upload_status"'::regproc`))[0].prosrc;
-    expect(await functionBody()).toBe(sqlite ? undefined : uploadStatusFunctionBody());
-    await db.dataSource.undoLastMigration(); // the PostgreSQL status function's category filter (nothing on SQLite)
-    expect(await functionBody()).toBe(sqlite ? undefined : previousUploadStatusFunctionBody());
+    // The status trigger as the last migration left it: SQLite's INSERT trigger, PostgreSQL's trigger function.
+    const statusTrigger = async (): Promise<string> =>
+      sqlite
+        ? (await db.dataSource.query(`SELECT sql FROM sqlite_master WHERE name = 'TR_device_insert_upload_status'`))[0].sql
+        : (await db.dataSource.query(`SELECT prosrc FROM pg_proc WHERE oid = '"FN_device_upload_status"'::regproc`))[0].prosrc;
+    expect(await statusTrigger()).toBe(sqlite ? sqliteInsertTriggerSql() : uploadStatusFunctionBody());
+    await db.dataSource.undoLastMigration(); // the cheaper status triggers
+    expect(await statusTrigger()).toBe(sqlite ? insertTriggerSql() : previousUploadStatusFunctionBody());
+    expect(await triggers()).toBe(sqlite ? 3 : 5);
     await db.dataSource.undoLastMigration(); // registered devices, settings, storedAt (the SQLite table rebuild keeps its triggers)
     expect(await columns('windowsAutopilotDeviceIdentity')).toBeUndefined();
     expect(await columns('windowsAutopilotSettings')).toBeUndefined();

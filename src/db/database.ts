@@ -16,7 +16,7 @@ import { UploadStatusTriggers1764600000000 } from './migrations/1764600000000-Up
 import { DropRedundantIndexes1764700000000 } from './migrations/1764700000000-DropRedundantIndexes';
 import { UploadStatusTriggersPostgres1764800000000 } from './migrations/1764800000000-UploadStatusTriggersPostgres';
 import { RegisteredDevices1764900000000 } from './migrations/1764900000000-RegisteredDevices';
-import { UploadStatusTriggerCategories1765000000000 } from './migrations/1765000000000-UploadStatusTriggerCategories';
+import { CheaperUploadStatusTriggers1765000000000 } from './migrations/1765000000000-CheaperUploadStatusTriggers';
 import { ODataError } from '../odata/errors';
 import { DatabaseFailure, Dialect, dialectFor, quote } from './dialect';
 import { GraphNamingStrategy } from './naming-strategy';
@@ -46,7 +46,7 @@ export const MIGRATIONS = [
   DropRedundantIndexes1764700000000,
   UploadStatusTriggersPostgres1764800000000,
   RegisteredDevices1764900000000,
-  UploadStatusTriggerCategories1765000000000,
+  CheaperUploadStatusTriggers1765000000000,
 ];
 
 /**

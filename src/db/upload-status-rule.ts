@@ -49,3 +49,21 @@ export function uploadStatusCase(deviceTable: string, devicesOf: string): string
     WHEN ${exists(` AND d."stateDeviceImportStatus" = ${v.failed}`)} THEN ${v.error}
     ELSE ${v.complete} END`;
 }
+
+/**
+ * An upload's status once devices are added to it, from its status before (kept by the rule, so telling whether any
+ * device was unfinished or failed) and whether any added device is unfinished / failed: no device needs reading.
+ * `unfinished` and `failed` are SQL booleans; a device with no import status is neither.
+ */
+export function statusAfterInsert(current: string, unfinished: string, failed: string): string {
+  const v = uploadStatusValues();
+  return `(CASE WHEN ${unfinished} THEN ${v.pending}
+    WHEN ${failed} THEN (CASE WHEN ${current} = ${v.pending} THEN ${v.pending} ELSE ${v.error} END)
+    WHEN ${current} = ${v.noUpload} THEN ${v.complete} ELSE ${current} END)`;
+}
+
+/** SQL booleans: whether the import status `column` is one of the unfinished ones / the failed one (false for NULL). */
+export function statusCategories(column: string): { unfinished: string; failed: string } {
+  const v = uploadStatusValues();
+  return { unfinished: `coalesce(${column} IN (${v.unfinished.join(', ')}), false)`, failed: `coalesce(${column} = ${v.failed}, false)` };
+}

@@ -20,14 +20,17 @@ function refresh(row: 'NEW' | 'OLD'): string {
     WHERE "id" = ${row}."uploadId" AND "tenantId" = ${row}."tenantId" AND "status" <> ${status};`;
 }
 
+/** The row trigger on INSERT, as this migration creates it. */
+export function insertTriggerSql(): string {
+  return `CREATE TRIGGER "TR_device_insert_upload_status" AFTER INSERT ON ${DEVICE} WHEN NEW."uploadId" IS NOT NULL BEGIN ${refresh('NEW')} END`;
+}
+
 export class UploadStatusTriggers1764600000000 implements MigrationInterface {
   name = 'UploadStatusTriggers1764600000000';
 
   async up(queryRunner: QueryRunner): Promise<void> {
     if (queryRunner.connection.options.type !== 'sqlite') return;
-    await queryRunner.query(
-      `CREATE TRIGGER "TR_device_insert_upload_status" AFTER INSERT ON ${DEVICE} WHEN NEW."uploadId" IS NOT NULL BEGIN ${refresh('NEW')} END`,
-    );
+    await queryRunner.query(insertTriggerSql());
     await queryRunner.query(
       `CREATE TRIGGER "TR_device_update_upload_status" AFTER UPDATE OF "stateDeviceImportStatus" ON ${DEVICE}
        WHEN NEW."uploadId" IS NOT NULL AND OLD."stateDeviceImportStatus" IS NOT NEW."stateDeviceImportStatus" BEGIN ${refresh('NEW')} END`,
