@@ -122,6 +122,29 @@ describe('database settings', () => {
   });
 });
 
+describe('Database.run on PostgreSQL', () => {
+  (onPostgres() ? it : it.skip)('prepares a statement once per connection, up to 256 texts of at most 64 parameters', async () => {
+    const url = await freshDatabaseUrl();
+    const db = await Database.open(url, { poolSize: 1 });
+    try {
+      // act: 300 texts of one parameter, then one of 100 parameters, all on the single pooled connection
+      const run = (sql: string, params: unknown[]) => db.read((m) => db.run(m, sql, params));
+      for (let i = 0; i < 300; i++) expect((await run(`SELECT $1::int + ${i} AS n`, [1])).rows).toEqual([{ n: 1 + i }]);
+      const wide = Array.from({ length: 100 }, (_, i) => `$${i + 1}::int`).join(' + ');
+      expect((await run(`SELECT ${wide} AS n`, Array(100).fill(1))).rows).toEqual([{ n: 100 }]);
+      const again = await run(`SELECT $1::int + 7 AS n`, [2]);
+      const named = await run(`SELECT count(*)::int AS n, count(*) FILTER (WHERE statement LIKE '%+ 7 AS n')::int AS seven FROM pg_prepared_statements`, []);
+
+      // assert: the first 256 texts are named (this one included), the rest and the wide one run unnamed, every one answers
+      expect(again.rows).toEqual([{ n: 9 }]);
+      expect(named.rows).toEqual([{ n: 256, seven: 1 }]);
+    } finally {
+      await db.close();
+      await dropSchema(url);
+    }
+  });
+});
+
 describe('atomic: one ambient transaction for everything inside it', () => {
   let url: string;
   let db: Database;

@@ -151,6 +151,11 @@ export class ListeningClient extends Client {
 
 /** How many SQL texts get a prepared statement of their own on each PostgreSQL connection (Database.run). */
 const MAX_PREPARED = 256;
+/**
+ * Statements with more parameters run unnamed: bulk inserts and key lists, whose text changes with their length, would
+ * fill the names up with shapes seldom seen twice, and their planning is little beside their execution.
+ */
+const MAX_PREPARED_PARAMETERS = 64;
 
 /** How long a PostgreSQL connection may take to open, and a request may wait for a free pooled one. */
 export const CONNECTION_TIMEOUT_MS = 10000;
@@ -456,12 +461,13 @@ export class Database {
 
   /**
    * PostgreSQL: each statement runs as a named prepared statement on its pooled connection (pg prepares it there once,
-   * so the server parses and plans it once per connection, not per call). At most MAX_PREPARED texts get a name, so a
-   * stream of differently shaped queries cannot grow every connection's statement cache; the rest run unnamed.
+   * so the server parses and plans it once per connection, not per call). At most MAX_PREPARED texts of at most
+   * MAX_PREPARED_PARAMETERS parameters get a name, so a stream of differently shaped queries cannot grow every
+   * connection's statement cache; the rest run unnamed.
    */
   private async runPostgres(manager: EntityManager, sql: string, params: unknown[]): Promise<{ rows: Record<string, unknown>[]; affected: number }> {
     let name = this.prepared.get(sql);
-    if (name === undefined && this.prepared.size < MAX_PREPARED) this.prepared.set(sql, (name = `s${this.prepared.size + 1}`));
+    if (name === undefined && this.prepared.size < MAX_PREPARED && params.length <= MAX_PREPARED_PARAMETERS) this.prepared.set(sql, (name = `s${this.prepared.size + 1}`));
     const own = manager.queryRunner ? undefined : this.dataSource.createQueryRunner();
     try {
       const client = (await (manager.queryRunner ?? own)!.connect()) as PoolClient;
