@@ -196,7 +196,9 @@ function sqliteEngine(file: string): Engine {
     insertUpload.run(id, TENANT, Date.now());
     return { id, rows: insert(id, devices) };
   });
-  const importDevices = db.transaction((devices: NewDevice[]) => insert(null, devices));
+  const importChunks = db.transaction((devices: NewDevice[]) => insert(null, devices));
+  // One statement is a transaction by itself (and, outside BEGIN … COMMIT, needs no statement journal).
+  const importDevices = (devices: NewDevice[]) => (devices.length <= maxRows ? insert(null, devices) : importChunks.immediate(devices));
   const processBatch = db.transaction((): number => {
     const rows = claim.all() as Row[];
     if (rows.length === 0) return 0;
@@ -213,7 +215,7 @@ function sqliteEngine(file: string): Engine {
     list: (uploadId, groupTag, top) => list.all(TENANT, uploadId, groupTag, top) as Row[],
     contains: (text, top) => contains.all(TENANT, text, top) as Row[],
     upload: (devices) => upload.immediate(devices),
-    import: (devices) => importDevices.immediate(devices),
+    import: importDevices,
     count: (status) => count.get(TENANT, status) as number,
     registered: () => registered.get(TENANT) as number,
     processBatch: () => processBatch.immediate(),
