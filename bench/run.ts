@@ -1,13 +1,13 @@
 import { ChildProcess, spawn } from 'node:child_process';
-import { closeSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { closeSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import autocannon from 'autocannon';
 import { mintToken } from '../src/auth/tokens';
-import { benchDatabase, flag, PG } from './cli';
+import { args, benchDatabase, flag, PG } from './cli';
 
 /**
- * `npm run bench [-- --pg] [--duration 10] [--devices 100000] [--large 1000000] [--connections 20] [--warmup 1]`: the service as
+ * `npm run bench [-- --pg] [--duration 10] [--devices 100000] [--large 1000000] [--connections 20] [--warmup 1] [--keep]`: the service as
  * users run it (a bearer token on every request, logging at its default level into a file) and a raw bound on the
  * same engine (bench/raw-server.ts), side by side on the same machine, seconds apart. Every scenario is printed as
  * service vs bound with the ratio; the table, the import-processing phase and the large-table comparison are written
@@ -29,6 +29,7 @@ const LARGE = flag('large', 1_000_000);
 const CONNECTIONS = flag('connections', 20);
 /** Seconds of unrecorded load before each measured run, so neither process is measured cold. */
 const WARMUP = flag('warmup', 1);
+const KEEP = args.includes('--keep');
 const BATCH = 500;
 /** Devices in the live collection for the contains lookup. */
 const LIVE_DEVICES = 10_000;
@@ -402,6 +403,11 @@ async function main() {
       const r = await importLive(t, 'setup: 10,000 live devices', LIVE_DEVICES, (i) => `LV-${String(i).padStart(5, '0')}`);
       console.log(`  ${t.name}: imported ${LIVE_DEVICES} live devices in ${r.seconds.toFixed(1)} s`);
     }
+    for (const t of targets) {
+      const found = JSON.parse(await send(t, 'GET', t.paths.contains('LV-0512'))).value.map((d: { serialNumber: string }) => d.serialNumber).sort();
+      const expected = Array.from({ length: 10 }, (_, i) => `LV-0512${i}`);
+      if (found.join() !== expected.join()) throw new Error(`${t.name}: contains(serialNumber,'LV-0512') found ${found.join(', ')}; expected ${expected.join(', ')}`);
+    }
     await run(bulkScenarios);
     const scenarioNames = [preloadName, ...indexed.map(([n]) => n), ...bulkScenarios.map(([n]) => n)];
 
@@ -462,7 +468,10 @@ async function main() {
       const get = (scenario: string, target: string) => results.find((r) => r.scenario === scenario && r.target === target)!;
       const change = (before: Result, after: Result) => ((after.reqPerSec / before.reqPerSec - 1) * 100);
       const signed = (x: number) => `${x >= 0 ? '+' : ''}${x.toFixed(0)}%`;
-      console.log(`\nIndexed paths at ${DEVICES.toLocaleString('en')} and at ${LARGE.toLocaleString('en')} devices (req/s, p99 ms; the target: within 20%)\n`);
+      console.log(
+        `\nIndexed paths at ${DEVICES.toLocaleString('en')} and at ${LARGE.toLocaleString('en')} devices (req/s, p99 ms; the target: within 20%); ` +
+          `devices stored now: service ${service.stored.toLocaleString('en')}, bound ${bound.stored.toLocaleString('en')}\n`,
+      );
       console.log(`| scenario | service ${DEVICES} | service ${LARGE} | change | p99 | bound ${DEVICES} | bound ${LARGE} | change | bound p99 |`);
       console.log('|---|---:|---:|---:|---:|---:|---:|---:|---:|');
       largeRows = indexed.map(([name]) => {
@@ -501,6 +510,8 @@ async function main() {
       '\nratio: service/bound throughput (devices/s where a request carries 500). Preload and import processing: 4 requests at a time, ' +
         'req = a request of 500 devices; import processing is timed from the first import until the last device is complete.',
     );
+    const serviceLog = statSync(join(dir, 'service.log')).size / 1e6;
+    console.log(`the service logged ${serviceLog.toFixed(0)} MB at its default level (info: a line per request)`);
     const rss = { service: rssMb(service.child.pid!), bound: rssMb(bound.child.pid!) };
     console.log(`RSS after the run: service ${rss.service.toFixed(0)} MB, bound ${rss.bound.toFixed(0)} MB (${(rss.service / rss.bound).toFixed(2)}x)`);
     const errors = results.reduce((n, r) => n + r.errors, 0);
@@ -523,6 +534,8 @@ async function main() {
           processedDevices: PROCESS_DEVICES,
           auth: true,
           logLevel: 'default (info)',
+          serviceLogMb: serviceLog,
+          storedAtEnd: { service: service.stored, bound: bound.stored },
           rows,
           large_comparison: largeRows,
           processing: processingChecks,
@@ -540,7 +553,8 @@ async function main() {
     console.error(err);
   } finally {
     for (const cleanup of cleanups) await cleanup().catch((err: unknown) => console.error(err));
-    if (failed) console.log(`logs kept in ${dir}`);
+    // The databases and logs of a large run take gigabytes: kept only when something failed, or with --keep.
+    if (failed || KEEP) console.log(`logs${PG ? '' : ' and databases'} kept in ${dir}`);
     else rmSync(dir, { recursive: true, force: true });
   }
   process.exit(failed ? 1 : 0);
