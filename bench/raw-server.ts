@@ -211,7 +211,9 @@ function sqliteEngine(file: string): Engine {
   });
   return {
     get: (id) => get.get(TENANT, id) as Row | undefined,
-    patch: (id, groupTag, status) => patch.get(groupTag, status, TENANT, id) as Row | undefined,
+    // all(), not get(): a statement reset before it ran to the end skips SQLite's WAL hook, so the WAL would never be
+    // checkpointed by PATCHes alone (it grew to hundreds of MB, and the next write stalled for seconds checkpointing it).
+    patch: (id, groupTag, status) => (patch.all(groupTag, status, TENANT, id) as Row[])[0],
     list: (uploadId, groupTag, top) => list.all(TENANT, uploadId, groupTag, top) as Row[],
     contains: (text, top) => contains.all(TENANT, text, top) as Row[],
     upload: (devices) => upload.immediate(devices),
