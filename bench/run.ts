@@ -467,7 +467,7 @@ async function main() {
       await run(indexed, suffix);
       const get = (scenario: string, target: string) => results.find((r) => r.scenario === scenario && r.target === target)!;
       const change = (before: Result, after: Result) => ((after.reqPerSec / before.reqPerSec - 1) * 100);
-      const signed = (x: number) => `${x >= 0 ? '+' : ''}${x.toFixed(0)}%`;
+      const signed = (x: number) => `${x >= 0 ? '+' : ''}${x.toFixed(0)}%${x < -20 ? ' (slower by over 20%)' : ''}`;
       console.log(
         `\nIndexed paths at ${DEVICES.toLocaleString('en')} and at ${LARGE.toLocaleString('en')} devices (req/s, p99 ms; the target: within 20%); ` +
           `devices stored now: service ${service.stored.toLocaleString('en')}, bound ${bound.stored.toLocaleString('en')}\n`,
@@ -537,7 +537,7 @@ async function main() {
           serviceLogMb: serviceLog,
           storedAtEnd: { service: service.stored, bound: bound.stored },
           rows,
-          large_comparison: largeRows,
+          largeComparison: largeRows,
           processing: processingChecks,
           rss,
           errors,
