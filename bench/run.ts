@@ -388,7 +388,12 @@ async function main() {
     const LIST = "GET 50 devices, $filter=groupTag eq 'x'";
     const indexed: [string, number, (t: Target) => () => autocannon.Request][] = [
       [GET, 1, (t) => () => ({ method: 'GET', path: pick(t) })],
-      [PATCH, 1, (t) => () => ({ method: 'PATCH', path: pick(t), body: JSON.stringify({ groupTag: 'y', state: { deviceImportStatus: Math.random() < 0.5 ? 'pending' : 'complete' } }) })],
+      // groupTag x or y at random, so about half of every upload's devices stay 'x' for the filtered list.
+      [PATCH, 1, (t) => () => ({
+        method: 'PATCH',
+        path: pick(t),
+        body: JSON.stringify({ groupTag: Math.random() < 0.5 ? 'x' : 'y', state: { deviceImportStatus: Math.random() < 0.5 ? 'pending' : 'complete' } }),
+      })],
       [LIST, 1, (t) => () => ({ method: 'GET', path: t.paths.list(t.uploads[random(t.uploads.length)]) })],
     ];
     const CONTAINS = 'contains(serialNumber) in 10,000 live devices, top 50';
