@@ -51,6 +51,9 @@ function sameValue(a: unknown, b: unknown): boolean {
 
 export const etagOf = (version: number) => `W/"${version}"`;
 
+/** The most lookups by key one statement answers (ScopedTable.lookup). */
+const LOOKUP_BATCH = 64;
+
 export class ScopedTable {
   private readonly selectList: string[];
   /** The select list without an alias, for RETURNING. */
@@ -87,6 +90,50 @@ export class ScopedTable {
     const sql = `SELECT ${this.selectList.join(', ')} FROM ${this.table} t WHERE ${this.scopeSql(scope, params, 't')} AND t.${q('id')} = ${this.placeholder(params.push(id))}${lock}`;
     const { rows } = await this.db.run(manager, sql, params);
     return rows[0] ? this.toStored(rows[0]) : undefined;
+  }
+
+  /** Lookups by key waiting for the next turn of the event loop, by the column names of their scope. */
+  private pending = new Map<string, { scope: Scope; id: string; resolve: (stored: Stored | undefined) => void; reject: (err: unknown) => void }[]>();
+
+  /**
+   * One member by key, for a read (GET by key): the lookups made in one turn of the event loop are answered together by
+   * one statement, `WHERE id IN (…)` with each one's scope checked on its row, so concurrent GETs cost one round trip to
+   * the database between them rather than one each (on SQLite, a hop to node-sqlite3's thread and back: most of what a
+   * GET costs). Callers hold Database.read's lock while they wait, so no write comes between their lookups.
+   */
+  lookup(manager: EntityManager, scope: Scope, id: string): Promise<Stored | undefined> {
+    if (manager !== this.db.dataSource.manager) return this.findOne(manager, scope, id);
+    const shape = Object.keys(scope.columns).join(',');
+    let waiting = this.pending.get(shape);
+    if (!waiting) {
+      waiting = [];
+      this.pending.set(shape, waiting);
+      setImmediate(() => {
+        this.pending.delete(shape);
+        for (let i = 0; i < waiting!.length; i += LOOKUP_BATCH) void this.lookupAll(manager, waiting!.slice(i, i + LOOKUP_BATCH));
+      });
+    }
+    return new Promise((resolve, reject) => waiting.push({ scope, id, resolve, reject }));
+  }
+
+  private async lookupAll(manager: EntityManager, batch: { scope: Scope; id: string; resolve: (stored: Stored | undefined) => void; reject: (err: unknown) => void }[]): Promise<void> {
+    try {
+      const scopeColumns = Object.keys(batch[0].scope.columns);
+      // The list padded to a power of two (repeating the last key), so a handful of statement texts serve every size.
+      const size = 2 ** Math.ceil(Math.log2(batch.length));
+      const keys = [...batch.map((b) => b.id), ...Array<string>(size - batch.length).fill(batch[batch.length - 1].id)];
+      const scoped = scopeColumns.map((c, i) => `t.${q(c)} AS ${q(`scope${i}`)}`);
+      const sql = `SELECT ${[...this.selectList, ...scoped].join(', ')} FROM ${this.table} t WHERE t.${q('id')} IN (${keys.map((_, i) => this.placeholder(i + 1)).join(', ')})`;
+      const rows = new Map((await this.db.run(manager, sql, keys)).rows.map((row) => [String(row.id), row]));
+      for (const { scope, id, resolve } of batch) {
+        const row = rows.get(id);
+        const inScope = row !== undefined && scopeColumns.every((c, i) => (row[`scope${i}`] ?? null) === scope.columns[c]);
+        resolve(inScope ? this.toStored(row) : undefined);
+      }
+    } catch {
+      // One request's key must not fail the others': each looks itself up alone, with its own answer or error.
+      for (const { scope, id, resolve, reject } of batch) this.findOne(manager, scope, id).then(resolve, reject);
+    }
   }
 
   /**

@@ -113,7 +113,7 @@ export abstract class EntitySetController extends ODataController {
   async getByKey(@odata.context ctx: ODataRequest, @odata.result scope: SetScope, @odata.key key: string): Promise<Reply> {
     const options = parseQueryOptions(ctx.rawQuery, this.type, false);
     const found = await this.db.read(async (m) => {
-      const stored = await this.table.findOne(m, scope, key);
+      const stored = await this.table.lookup(m, scope, key);
       return stored && { stored, expanded: await this.expand(m, ctx, scope, [stored], options) };
     });
     if (!found) throw this.notFound(key);
