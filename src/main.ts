@@ -32,6 +32,27 @@ async function main() {
   if (config.tls?.selfSigned) selfSigned = await ensureSelfSignedCertificate(config.tls);
   const app = createApp(config, db, logger, auth.authenticate);
   const drain = drainOnShutdown(app.server);
+  // Before listening and the banner: a SIGTERM the moment the banner is out (a supervisor, a test) shuts down gracefully.
+  let stopping = false;
+  const stop = (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    logger.info({ signal }, 'shutting down: no new connections, finishing in-flight requests');
+    // Stop accepting, let in-flight requests finish (each closing its connection), then close the pool; past the
+    // timeout, cut the connections.
+    const force = setTimeout(() => app.server.closeAllConnections(), config.shutdownTimeoutMs);
+    force.unref();
+    drain();
+    app.close().then(() => auth.close()).then(
+      () => process.exit(0),
+      (err) => {
+        logger.error({ err }, 'shutdown failed');
+        process.exit(1);
+      },
+    );
+  };
+  process.on('SIGTERM', () => stop('SIGTERM'));
+  process.on('SIGINT', () => stop('SIGINT'));
   await new Promise<void>((resolve) => app.server.listen(config.port, config.host, resolve));
   const address = app.server.address();
   const port = typeof address === 'object' && address ? address.port : config.port;
@@ -68,26 +89,6 @@ async function main() {
   }
   console.log(banner);
 
-  let stopping = false;
-  const stop = (signal: string) => {
-    if (stopping) return;
-    stopping = true;
-    logger.info({ signal }, 'shutting down: no new connections, finishing in-flight requests');
-    // Stop accepting, let in-flight requests finish (each closing its connection), then close the pool; past the
-    // timeout, cut the connections.
-    const force = setTimeout(() => app.server.closeAllConnections(), config.shutdownTimeoutMs);
-    force.unref();
-    drain();
-    app.close().then(() => auth.close()).then(
-      () => process.exit(0),
-      (err) => {
-        logger.error({ err }, 'shutdown failed');
-        process.exit(1);
-      },
-    );
-  };
-  process.on('SIGTERM', () => stop('SIGTERM'));
-  process.on('SIGINT', () => stop('SIGINT'));
 }
 
 main().catch((err) => {

@@ -29,6 +29,16 @@ async function rawConnection(port: number) {
 }
 
 describe('SIGTERM', () => {
+  it('the moment the banner is printed still shuts down gracefully (exit 0, not killed by the signal)', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'sigterm-'));
+    const exits: (number | null)[] = [];
+    for (let i = 0; i < 6; i++) {
+      const service = await spawnService({ DATABASE_URL: `sqlite:${join(dir, 'db.sqlite')}` });
+      exits.push(await service.stop());
+    }
+    expect(exits).toEqual([0, 0, 0, 0, 0, 0]);
+  }, 120000);
+
   it('exits 0 as soon as the last request in flight is answered, whatever idle keep-alive connections are open', async () => {
     // arrange: idle connections are kept, and shutdown waits for them, 10 minutes: far longer than this test may take
     const url = onPostgres() ? await freshDatabaseUrl() : `sqlite:${join(mkdtempSync(join(tmpdir(), 'sigterm-')), 'db.sqlite')}`;
