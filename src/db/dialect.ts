@@ -17,7 +17,7 @@ export interface Dialect {
    * the engine's waits; `unavailable` — the database cannot be reached or written. Undefined: a real error.
    */
   failureOf(err: unknown): DatabaseFailure | undefined;
-  /** The n-th (1-based) positional placeholder. */
+  /** The n-th (1-based) parameter; the same n may appear more than once in a statement. */
   placeholder(n: number): string;
   /** Appended to a SELECT that locks the rows it reads for the rest of the transaction ('' where the write lock already serialises). */
   readonly forUpdate: string;
@@ -95,6 +95,9 @@ const sqlite: Dialect = {
     `PRAGMA synchronous = ${settings.sqliteSynchronous === 'normal' ? 'NORMAL' : 'FULL'}`,
     // 16 MB of page cache (the default is 2 MB): the indexes of 100,000 devices then stay in memory.
     'PRAGMA cache_size = -16384',
+    // Temporary data in memory: a multi-row INSERT inside a transaction keeps a statement journal (to undo just that
+    // statement), which SQLite spills to a temporary file past 64 KiB — an upload of 500 devices is some 350 KiB.
+    'PRAGMA temp_store = MEMORY',
   ],
   failureOf(err) {
     const { codes } = codesOf(err);
@@ -104,7 +107,8 @@ const sqlite: Dialect = {
     if (codes.some((c) => ['SQLITE_CANTOPEN', 'SQLITE_READONLY', 'SQLITE_IOERR', 'SQLITE_FULL', 'SQLITE_PROTOCOL'].includes(c))) return 'unavailable';
     return undefined;
   },
-  placeholder: () => '?',
+  // Numbered, so one parameter can stand in several places (ScopedTable.insert).
+  placeholder: (n) => `?${n}`,
   forUpdate: '',
   skipLocked: '',
   noLimit: -1,
