@@ -1,7 +1,7 @@
 import { AsyncLocalStorage } from 'node:async_hooks';
 import { mkdirSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
-import { Client, ClientConfig, PoolClient } from 'pg';
+import { Client, ClientConfig, Pool, PoolClient } from 'pg';
 import { DataSource, EntityManager } from 'typeorm';
 import { ImportedWindowsAutopilotDeviceIdentity } from '../../entities/ImportedWindowsAutopilotDeviceIdentity';
 import { ImportedWindowsAutopilotDeviceIdentityUpload } from '../../entities/ImportedWindowsAutopilotDeviceIdentityUpload';
@@ -250,14 +250,7 @@ export class Database {
     const open = this.ambient.getStore();
     if (open) return fn(open.manager);
     if (this.lock) return this.guard(() => this.exclusive(() => fn(this.dataSource.manager)));
-    return this.guard(async () => {
-      const runner = this.dataSource.createQueryRunner();
-      try {
-        return await fn(runner.manager);
-      } finally {
-        await runner.release();
-      }
-    }, true);
+    return this.guard(() => fn(this.dataSource.manager), true);
   }
 
   /** One transaction; inside `atomic`, part of the atomic block's transaction instead. */
@@ -468,13 +461,17 @@ export class Database {
   private async runPostgres(manager: EntityManager, sql: string, params: unknown[]): Promise<{ rows: Record<string, unknown>[]; affected: number }> {
     let name = this.prepared.get(sql);
     if (name === undefined && this.prepared.size < MAX_PREPARED && params.length <= MAX_PREPARED_PARAMETERS) this.prepared.set(sql, (name = `s${this.prepared.size + 1}`));
-    const own = manager.queryRunner ? undefined : this.dataSource.createQueryRunner();
-    try {
-      const client = (await (manager.queryRunner ?? own)!.connect()) as PoolClient;
+    const query = async (client: PoolClient) => {
       const result = await client.query({ name, text: sql, values: params });
       return { rows: result.rows as Record<string, unknown>[], affected: result.rowCount ?? 0 };
+    };
+    // Inside a transaction, on its connection; otherwise straight from the pool (the pool drops a client that broke).
+    if (manager.queryRunner) return query((await manager.queryRunner.connect()) as PoolClient);
+    const client = await (this.dataSource.driver as unknown as { master: Pool }).master.connect();
+    try {
+      return await query(client);
     } finally {
-      await own?.release();
+      client.release();
     }
   }
 
