@@ -61,8 +61,7 @@ export const MIN_HASH_BYTES = 64;
 const SERIAL_LOCK_SPACE = 806;
 
 
-/** Rows per statement: within both engines' limits on bound parameters and on VALUES rows (SQLite: under 1000). */
-const UPDATE_CHUNK = 250;
+/** Serial numbers per lookup statement. */
 const LOOKUP_CHUNK = 500;
 
 interface Outcome {
@@ -74,7 +73,7 @@ interface Outcome {
 }
 
 /** What one batch needs of a device row: its key and scope, and the values the checks and the registration read. */
-const CLAIMED = ['id', 'tenantId', 'serialNumber', 'hardwareIdentifier', 'groupTag', 'productKey', 'orderIdentifier', 'assignedUserPrincipalName'];
+const CLAIMED = ['id', 'tenantId', 'serialNumber', 'groupTag', 'productKey', 'orderIdentifier', 'assignedUserPrincipalName'];
 
 export function startImportWorker(db: Database, logger: WorkerLogger, options: ImportWorkerOptions): ImportWorker {
   for (const [name, value, min] of [['delayMs', options.delayMs, 0], ['batchSize', options.batchSize, 1], ['pollMs', options.pollMs, 1]] as const) {
@@ -97,17 +96,22 @@ export function startImportWorker(db: Database, logger: WorkerLogger, options: I
   // WHERE term identical to the index's, `IN (0, 1)`.
   const due = `${statusColumn} IN (${[UNKNOWN, PENDING].sort((a, b) => a - b).join(', ')}) AND "storedAt" <= ${sql.nowEpochMs} - ${sql.placeholder(1)}`;
   const claimed = CLAIMED.map((c) => (c === 'tenantId' ? c : devices.columns.get(c)!.column));
+  // Only the hash's size decides (802): the database tells it without sending the 512 bytes.
+  const hashColumn = devices.columns.get('hardwareIdentifier')!.column;
+  // Every outcome of a batch in one statement, within the engine's parameter limit (5 per device).
+  const updateChunk = Math.floor(sql.maxParameters / 5);
 
   async function registeredTenantsBySerial(manager: EntityManager, serials: string[]): Promise<Map<string, Set<string>>> {
     const found = new Map<string, Set<string>>();
     for (let i = 0; i < serials.length; i += LOOKUP_CHUNK) {
       const chunk = serials.slice(i, i + LOOKUP_CHUNK);
-      const rows: { tenantId: string; serialNumber: string }[] = await manager.query(
+      const { rows } = await db.run(
+        manager,
         `SELECT "tenantId", ${q(registered.columns.get('serialNumber')!.column)} AS "serialNumber" FROM ${q(registered.table)}
          WHERE ${q(registered.columns.get('serialNumber')!.column)} IN (${chunk.map((_, j) => sql.placeholder(j + 1)).join(', ')})`,
         chunk,
       );
-      for (const row of rows) {
+      for (const row of rows as { tenantId: string; serialNumber: string }[]) {
         if (!found.has(row.serialNumber)) found.set(row.serialNumber, new Set());
         found.get(row.serialNumber)!.add(row.tenantId);
       }
@@ -117,13 +121,14 @@ export function startImportWorker(db: Database, logger: WorkerLogger, options: I
 
   /** Every device's new state in one statement per chunk, its version (ETag) bumped. */
   async function writeOutcomes(manager: EntityManager, outcomes: Outcome[]): Promise<void> {
-    for (let i = 0; i < outcomes.length; i += UPDATE_CHUNK) {
+    for (let i = 0; i < outcomes.length; i += updateChunk) {
       const params: unknown[] = [];
-      const tuples = outcomes.slice(i, i + UPDATE_CHUNK).map((o) => {
+      const tuples = outcomes.slice(i, i + updateChunk).map((o) => {
         const values = [o.id, o.status, o.registrationId, o.errorCode, o.errorName];
         return `(${values.map((v) => sql.placeholder(params.push(v))).join(', ')})`;
       });
-      await manager.query(
+      await db.run(
+        manager,
         `UPDATE ${q(devices.table)} SET ${statusColumn} = CAST(v.column2 AS INTEGER), ${column('state/deviceRegistrationId')} = v.column3,
            ${column('state/deviceErrorCode')} = CAST(v.column4 AS INTEGER), ${column('state/deviceErrorName')} = v.column5, "version" = "version" + 1
          FROM (VALUES ${tuples.join(', ')}) AS v WHERE ${q(devices.table)}."id" = v.column1`,
@@ -135,7 +140,7 @@ export function startImportWorker(db: Database, logger: WorkerLogger, options: I
   /** Claims and processes one batch; returns how many devices it processed (0: none due). */
   function processBatch(): Promise<number> {
     return db.write(async (manager) => {
-      const rows = await db.claimRows(manager, devices.table, claimed, due, [options.delayMs], ['storedAt', 'id'], options.batchSize);
+      const rows = await db.claimRows(manager, devices.table, claimed, due, [options.delayMs], ['storedAt', 'id'], options.batchSize, [hashColumn]);
       if (rows.length === 0) return 0;
       const serialOf = (row: Record<string, unknown>) => (typeof row.serialNumber === 'string' && row.serialNumber !== '' ? row.serialNumber : null);
       const serials = [...new Set(rows.map(serialOf).filter((s): s is string => s !== null))];
@@ -150,10 +155,10 @@ export function startImportWorker(db: Database, logger: WorkerLogger, options: I
       for (const row of rows) {
         const id = String(row.id);
         const tenantId = String(row.tenantId);
-        const hash = row.hardwareIdentifier as Buffer | Uint8Array | null;
+        const hashBytes = row[`${hashColumn}Length`] as number | string | null;
         const serial = serialOf(row);
         const tenants = serial === null ? undefined : registry.get(serial);
-        if (!hash || hash.length < MIN_HASH_BYTES) fail(id, IMPORT_ERRORS.invalidHash);
+        if (hashBytes === null || Number(hashBytes) < MIN_HASH_BYTES) fail(id, IMPORT_ERRORS.invalidHash);
         else if (tenants?.has(tenantId)) fail(id, IMPORT_ERRORS.alreadyAssigned);
         else if (tenants && tenants.size > 0) fail(id, IMPORT_ERRORS.otherTenant);
         else {

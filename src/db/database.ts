@@ -384,7 +384,8 @@ export class Database {
 
   /**
    * `claim` for a queue: claims up to `limit` rows of `table` matching `where` for the calling transaction, in
-   * `orderBy` order, and returns their `columns` (FOR UPDATE SKIP LOCKED on PostgreSQL, as `claim`). The import
+   * `orderBy` order, and returns their `columns` and, as `<column>Length`, the byte lengths of the `lengths` columns
+   * (a blob's size without reading it) (FOR UPDATE SKIP LOCKED on PostgreSQL, as `claim`). The import
    * worker's seam: the oldest due devices first. Column names are the caller's constants, never request input.
    */
   async claimRows(
@@ -395,9 +396,11 @@ export class Database {
     params: unknown[],
     orderBy: readonly string[],
     limit: number,
+    lengths: readonly string[] = [],
   ): Promise<Record<string, unknown>[]> {
     const list = (names: readonly string[]) => names.map(quote).join(', ');
-    const sql = `SELECT ${list(columns)} FROM ${quote(table)} WHERE ${where} ORDER BY ${list(orderBy)} LIMIT ${Math.max(1, Math.floor(limit))}${this.dialect.skipLocked}`;
+    const selected = [list(columns), ...lengths.map((c) => `length(${quote(c)}) AS ${quote(`${c}Length`)}`)].join(', ');
+    const sql = `SELECT ${selected} FROM ${quote(table)} WHERE ${where} ORDER BY ${list(orderBy)} LIMIT ${Math.max(1, Math.floor(limit))}${this.dialect.skipLocked}`;
     return (await this.run(manager, sql, params)).rows;
   }
 
