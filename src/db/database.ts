@@ -149,7 +149,10 @@ export class ListeningClient extends Client {
   }
 }
 
-/** How many SQL texts get a prepared statement of their own on each PostgreSQL connection (Database.run). */
+/**
+ * How many SQL texts Database.run keeps prepared: on SQLite in its statement cache (emptied when full), on PostgreSQL
+ * as named statements on each pooled connection.
+ */
 const MAX_PREPARED = 256;
 /**
  * Statements with more parameters run unnamed: bulk inserts and key lists, whose text changes with their length, would
@@ -416,7 +419,7 @@ export class Database {
     if (!this.dialect.singleConnection) return this.runPostgres(manager, sql, params);
     let statement = this.statements.get(sql);
     if (!statement) {
-      if (this.statements.size >= 256) await this.finalizeStatements();
+      if (this.statements.size >= MAX_PREPARED) await this.finalizeStatements();
       const connection = (this.dataSource.driver as unknown as { databaseConnection: SqliteConnection }).databaseConnection;
       // With a callback, a failed prepare reaches the statement's own callbacks instead of an unhandled 'error' event.
       statement = connection.prepare(sql, () => undefined);

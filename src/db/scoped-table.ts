@@ -54,6 +54,14 @@ export const etagOf = (version: number) => `W/"${version}"`;
 /** The most lookups by key one statement answers (ScopedTable.lookup). */
 const LOOKUP_BATCH = 64;
 
+/** A lookup by key waiting for its turn's statement. */
+interface PendingLookup {
+  scope: Scope;
+  id: string;
+  resolve: (stored: Stored | undefined) => void;
+  reject: (err: unknown) => void;
+}
+
 export class ScopedTable {
   private readonly selectList: string[];
   /** The select list without an alias, for RETURNING. */
@@ -64,8 +72,9 @@ export class ScopedTable {
     readonly binding: Binding,
     readonly entity: EntityTarget<ObjectLiteral>,
   ) {
-    this.selectList = ['id', 'version', ...binding.allColumns()].map((c) => `t.${q(c)}`);
-    this.returningList = ['id', 'version', ...binding.allColumns()].map(q).join(', ');
+    const columns = ['id', 'version', ...binding.allColumns()];
+    this.selectList = columns.map((c) => `t.${q(c)}`);
+    this.returningList = columns.map(q).join(', ');
   }
 
   private base(manager: EntityManager, scope: Scope): SelectQueryBuilder<ObjectLiteral> {
@@ -93,7 +102,7 @@ export class ScopedTable {
   }
 
   /** Lookups by key waiting for the next turn of the event loop, by the column names of their scope. */
-  private pending = new Map<string, { scope: Scope; id: string; resolve: (stored: Stored | undefined) => void; reject: (err: unknown) => void }[]>();
+  private readonly pending = new Map<string, PendingLookup[]>();
 
   /**
    * One member by key, for a read (GET by key): the lookups made in one turn of the event loop are answered together by
@@ -116,7 +125,7 @@ export class ScopedTable {
     return new Promise((resolve, reject) => waiting.push({ scope, id, resolve, reject }));
   }
 
-  private async lookupAll(manager: EntityManager, batch: { scope: Scope; id: string; resolve: (stored: Stored | undefined) => void; reject: (err: unknown) => void }[]): Promise<void> {
+  private async lookupAll(manager: EntityManager, batch: PendingLookup[]): Promise<void> {
     try {
       const scopeColumns = Object.keys(batch[0].scope.columns);
       // The list padded to a power of two (repeating the last key), so a handful of statement texts serve every size.
