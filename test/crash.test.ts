@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { aDevice } from './fixtures/devices';
 import { spawnService, ServiceProcess } from './support/process';
-import { dropSchema, freshDatabaseUrl, LIVE, token, UPLOADS } from './support/service';
+import { dropSchema, freshDatabaseUrl, jsonOrUndefined, LIVE, token, UPLOADS } from './support/service';
 
 /**
  * Crash safety (issue 12): several clients stream imports, deep inserts, PATCHes and deletes at a service process on a
@@ -29,13 +29,7 @@ async function send(root: string, method: string, path: string, body?: unknown):
     });
     // The status line is the acknowledgement: the service answers only after its transaction committed.
     const text = await res.text().catch(() => '');
-    let parsed: unknown;
-    try {
-      parsed = text ? JSON.parse(text) : undefined;
-    } catch {
-      parsed = undefined;
-    }
-    return { answered: true, status: res.status, body: parsed };
+    return { answered: true, status: res.status, body: jsonOrUndefined(text) };
   } catch {
     return { answered: false };
   }

@@ -50,6 +50,11 @@ async function importMany(devices: Record<string, unknown>[], tenant = 'default'
   return ids;
 }
 
+/** Polls a device until its import is complete (a device never processed fails its test by the test timeout). */
+async function untilComplete(id: string): Promise<void> {
+  while ((await get(id)).state.deviceImportStatus !== 'complete') await new Promise((resolve) => setTimeout(resolve, 20));
+}
+
 async function get(id: string, tenant = 'default'): Promise<any> {
   const res = await service.get(`${LIVE}/${id}`, { headers: { Authorization: `Bearer ${await token(tenant)}` } });
   expect(res.status).toBe(200);
@@ -392,11 +397,7 @@ describe('timing and lifecycle', () => {
       worker.kick();
 
       // assert: processed while the test still runs (a worker left asleep fails it by the test timeout)
-      let state = (await get(created.id)).state;
-      while (state.deviceImportStatus !== 'complete') {
-        await new Promise((resolve) => setTimeout(resolve, 20));
-        state = (await get(created.id)).state;
-      }
+      await untilComplete(created.id);
       expect(worker.processed).toBe(1);
     } finally {
       await worker.stop();
@@ -409,11 +410,7 @@ describe('timing and lifecycle', () => {
       await worker.drain();
       const created = await post(aDevice({ serialNumber: 'POLL-1' }));
 
-      let state = (await get(created.id)).state;
-      while (state.deviceImportStatus !== 'complete') {
-        await new Promise((resolve) => setTimeout(resolve, 20));
-        state = (await get(created.id)).state;
-      }
+      await untilComplete(created.id);
       expect(worker.processed).toBe(1);
     } finally {
       await worker.stop();

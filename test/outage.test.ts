@@ -5,7 +5,7 @@ import BetterSqlite from 'better-sqlite3';
 import { aDevice } from './fixtures/devices';
 import { pgClusterUnavailable, PgCluster, startPgCluster } from './support/pg-cluster';
 import { spawnService, ServiceProcess } from './support/process';
-import { LIVE, token } from './support/service';
+import { jsonOrUndefined, LIVE, token } from './support/service';
 
 /**
  * Outages (issue 12): the database goes away and comes back while the service runs. Meanwhile every request that
@@ -42,13 +42,7 @@ async function call(root: string, method: string, path: string, body?: unknown):
       signal: AbortSignal.timeout(REQUEST_BOUND_MS),
     });
     const text = await res.text();
-    let parsed: unknown;
-    try {
-      parsed = text ? JSON.parse(text) : undefined;
-    } catch {
-      parsed = undefined;
-    }
-    return { method, path, status: res.status, retryAfter: res.headers.get('retry-after'), text, body: parsed };
+    return { method, path, status: res.status, retryAfter: res.headers.get('retry-after'), text, body: jsonOrUndefined(text) };
   } catch (err) {
     return { method, path, status: 0, retryAfter: null, text: String(err), body: undefined };
   }

@@ -8,6 +8,15 @@ import { App, createApp } from '../../src/server';
 import { mintToken, setupAuth } from '../../src/auth';
 import { trustingFetch } from './https';
 
+/** A response body as JSON, or undefined when it is empty or not JSON. */
+export function jsonOrUndefined(text: string): unknown {
+  try {
+    return text ? JSON.parse(text) : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
 /** The HS256 secret every test service verifies tokens with. */
 export const TEST_SECRET = 'test-secret-0123456789abcdef';
 
@@ -120,13 +129,7 @@ export async function startService(env: Record<string, string> = {}, databaseUrl
     const url = path.startsWith('http') ? path : `${path.startsWith('/') ? origin : `${root}/`}${path}`;
     const res = await send(url, { method, headers, body });
     const text = await res.text();
-    let parsed: unknown;
-    try {
-      parsed = text ? JSON.parse(text) : undefined;
-    } catch {
-      parsed = undefined;
-    }
-    return { status: res.status, headers: res.headers, text, body: parsed };
+    return { status: res.status, headers: res.headers, text, body: jsonOrUndefined(text) };
   }
 
   return {
