@@ -6,7 +6,8 @@ import { DataSource } from 'typeorm';
 import { Database, dataSourceOptions, MIGRATIONS } from '../src/db/database';
 import { uploadStatusFunctionBody as previousUploadStatusFunctionBody } from '../src/db/migrations/1764800000000-UploadStatusTriggersPostgres';
 import { insertTriggerSql } from '../src/db/migrations/1764600000000-UploadStatusTriggers';
-import { sqliteInsertTriggerSql, uploadStatusFunctionBody } from '../src/db/migrations/1765000000000-CheaperUploadStatusTriggers';
+import { sqliteInsertTriggerSql, uploadStatusFunctionBody as cheaperUploadStatusFunctionBody } from '../src/db/migrations/1765000000000-CheaperUploadStatusTriggers';
+import { uploadStatusFunctionBody } from '../src/db/migrations/1765100000000-UploadDeviceCounts';
 import { dropSchema, freshDatabaseUrl, LIVE, startService } from './support/service';
 
 /** Schema changes are migrations: a database made by the first one is upgraded in place, data intact. */
@@ -86,6 +87,11 @@ describe('migrations', () => {
         ? (await db.dataSource.query(`SELECT sql FROM sqlite_master WHERE name = 'TR_device_insert_upload_status'`))[0].sql
         : (await db.dataSource.query(`SELECT prosrc FROM pg_proc WHERE oid = '"FN_device_upload_status"'::regproc`))[0].prosrc;
     expect(await statusTrigger()).toBe(sqlite ? sqliteInsertTriggerSql() : uploadStatusFunctionBody());
+    expect(await triggers()).toBe(sqlite ? 3 : 6); // PostgreSQL: 4 triggers, the statement and the row function
+    await db.dataSource.undoLastMigration(); // the upload's device counts (nothing on SQLite)
+    expect(await columns('importedWindowsAutopilotDeviceIdentityUpload')).toEqual(['id', 'tenantId', 'createdDateTimeUtc', 'status', 'version']);
+    expect(await statusTrigger()).toBe(sqlite ? sqliteInsertTriggerSql() : cheaperUploadStatusFunctionBody());
+    expect(await triggers()).toBe(sqlite ? 3 : 5);
     await db.dataSource.undoLastMigration(); // the cheaper status triggers
     expect(await statusTrigger()).toBe(sqlite ? insertTriggerSql() : previousUploadStatusFunctionBody());
     expect(await triggers()).toBe(sqlite ? 3 : 5);

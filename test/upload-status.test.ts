@@ -6,7 +6,8 @@ import { Client } from 'pg';
 import { DataSource } from 'typeorm';
 import { dataSourceOptions, MIGRATIONS } from '../src/db/database';
 import { UploadStatusTriggersPostgres1764800000000 } from '../src/db/migrations/1764800000000-UploadStatusTriggersPostgres';
-import { sqliteInsertTriggerSql, uploadStatusFunctionBody } from '../src/db/migrations/1765000000000-CheaperUploadStatusTriggers';
+import { sqliteInsertTriggerSql } from '../src/db/migrations/1765000000000-CheaperUploadStatusTriggers';
+import { uploadCountsFunctionBody, uploadStatusFunctionBody, UploadDeviceCounts1765100000000 } from '../src/db/migrations/1765100000000-UploadDeviceCounts';
 import { uploadStatusValues } from '../src/db/upload-status-rule';
 import { enumType } from '../src/odata/model';
 import { TYPE } from '../src/autopilot/graph-types';
@@ -246,39 +247,55 @@ describe('devices added to an upload', () => {
 });
 
 onPostgres('PostgreSQL status triggers', () => {
-  it('are statement triggers whose function holds the rule with the model\'s numbers', async () => {
+  it('are statement triggers for INSERT, DELETE and TRUNCATE and a row trigger for UPDATE, holding the rule with the model\'s numbers', async () => {
     const triggers = await raw.query(
-      `SELECT tgname FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid
+      `SELECT tgname, tgtype & 1 = 1 AS "perRow", p.proname FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid JOIN pg_proc p ON p.oid = t.tgfoid
        WHERE c.relnamespace = current_schema()::regnamespace AND NOT t.tgisinternal ORDER BY tgname`,
     );
-    expect(triggers.map((t) => t.tgname)).toEqual([
-      'TR_device_delete_upload_status',
-      'TR_device_insert_upload_status',
-      'TR_device_truncate_upload_status',
-      'TR_device_update_upload_status',
+    expect(triggers).toEqual([
+      { tgname: 'TR_device_delete_upload_status', perRow: false, proname: 'FN_device_upload_status' },
+      { tgname: 'TR_device_insert_upload_status', perRow: false, proname: 'FN_device_upload_status' },
+      { tgname: 'TR_device_truncate_upload_status', perRow: false, proname: 'FN_device_upload_status' },
+      { tgname: 'TR_device_update_upload_status', perRow: true, proname: 'FN_device_upload_counts' },
     ]);
-    const [fn] = await raw.query(`SELECT prosrc FROM pg_proc WHERE oid = '"FN_device_upload_status"'::regproc`);
-    expect(fn.prosrc).toBe(uploadStatusFunctionBody());
+    const source = async (name: string) => (await raw.query(`SELECT prosrc FROM pg_proc WHERE oid = ?::regproc`, [`"${name}"`]))[0].prosrc;
+    expect(await source('FN_device_upload_status')).toBe(uploadStatusFunctionBody());
+    expect(await source('FN_device_upload_counts')).toBe(uploadCountsFunctionBody());
+    const [{ when }] = await raw.query(`SELECT pg_get_triggerdef(t.oid) AS "when" FROM pg_trigger t WHERE t.tgname = 'TR_device_update_upload_status'
+      AND t.tgrelid = ?::regclass`, [DEVICE]);
+    expect(when).toContain('FOR EACH ROW WHEN');
   });
 
-  it('run the recompute once per statement, not once per row', async () => {
+  it('count once per INSERT or DELETE statement and once per UPDATEd device that crosses a category, keeping the counts exact', async () => {
     // arrange
     const upload = await newUpload();
     const client = raw.client!;
     await client.query('BEGIN');
     await client.query(`SET LOCAL track_functions = 'pl'`);
-    const calls = async () =>
-      Number((await client.query(`SELECT pg_stat_get_xact_function_calls('"FN_device_upload_status"'::regproc) AS n`)).rows[0].n);
+    const calls = async () => {
+      const { rows } = await client.query(
+        `SELECT pg_stat_get_xact_function_calls('"FN_device_upload_status"'::regproc) AS statement,
+                pg_stat_get_xact_function_calls('"FN_device_upload_counts"'::regproc) AS row`,
+      );
+      return { statement: Number(rows[0].statement), row: Number(rows[0].row) };
+    };
+    const counts = async () =>
+      (await raw.query(`SELECT "deviceCount", "unfinishedCount", "failedCount" FROM ${UPLOAD} WHERE "id" = ?`, [upload]))[0];
+    const steps: [string, () => Promise<unknown>, { statement: number; row: number }, Record<string, number>][] = [
+      ['insert 500 unknown', () => insertDevices(upload, Array(500).fill('unknown')), { statement: 1, row: 0 }, { deviceCount: 500, unfinishedCount: 500, failedCount: 0 }],
+      ['500 groupTags', () => raw.query(`UPDATE ${DEVICE} SET "groupTag" = 'lab' WHERE "uploadId" = ?`, [upload]), { statement: 1, row: 0 }, { deviceCount: 500, unfinishedCount: 500, failedCount: 0 }],
+      ['500 unknown → partial', () => raw.query(`UPDATE ${DEVICE} SET "stateDeviceImportStatus" = ? WHERE "uploadId" = ?`, [importStatus('partial'), upload]), { statement: 1, row: 0 }, { deviceCount: 500, unfinishedCount: 500, failedCount: 0 }],
+      ['500 partial → error', () => raw.query(`UPDATE ${DEVICE} SET "stateDeviceImportStatus" = ? WHERE "uploadId" = ?`, [importStatus('error'), upload]), { statement: 1, row: 500 }, { deviceCount: 500, unfinishedCount: 0, failedCount: 500 }],
+      ['delete 200', () => raw.query(`DELETE FROM ${DEVICE} WHERE "id" IN (SELECT "id" FROM ${DEVICE} WHERE "uploadId" = ? LIMIT 200)`, [upload]), { statement: 2, row: 500 }, { deviceCount: 300, unfinishedCount: 0, failedCount: 300 }],
+    ];
 
-    // act
-    await insertDevices(upload, Array(500).fill('unknown'));
-    const afterInsert = await calls();
-    await raw.query(`UPDATE ${DEVICE} SET "stateDeviceImportStatus" = ? WHERE "uploadId" = ?`, [importStatus('error'), upload]);
-    const afterUpdate = await calls();
+    for (const [step, act, expectedCalls, expectedCounts] of steps) {
+      // act
+      await act();
+      // assert
+      expect({ step, calls: await calls(), counts: await counts() }).toEqual({ step, calls: expectedCalls, counts: expectedCounts });
+    }
     await client.query('COMMIT');
-
-    // assert
-    expect([afterInsert, afterUpdate]).toEqual([1, 2]);
     expect((await uploadState(upload)).status).toBe('error');
   });
 
@@ -333,6 +350,41 @@ onPostgres('PostgreSQL status triggers', () => {
 
     // assert
     expect(upload).toEqual({ status: uploadStatusValues().error, version: 2 });
+  });
+
+  it('count the devices an upload already has when the counts are installed', async () => {
+    // arrange: a database before the counts (migration 1765100000000), an upload with an unknown, a failed and a complete device
+    const url = await freshDatabaseUrl();
+    const before = new DataSource({ ...dataSourceOptions(url), migrations: MIGRATIONS.slice(0, MIGRATIONS.indexOf(UploadDeviceCounts1765100000000)) });
+    await before.initialize();
+    await before.runMigrations();
+    await before.query(`INSERT INTO ${UPLOAD} ("id", "tenantId", "createdDateTimeUtc") VALUES ('u-1', 'default', 0)`);
+    await before.query(
+      `INSERT INTO ${DEVICE} ("id", "tenantId", "uploadId", "stateDeviceImportStatus", "version") VALUES ('d-1', 'default', 'u-1', $1, 1), ('d-2', 'default', 'u-1', $2, 1), ('d-3', 'default', 'u-1', $3, 1)`,
+      [importStatus('unknown'), importStatus('error'), importStatus('complete')],
+    );
+    await before.destroy();
+
+    // act: migrate, then the unknown device completes and the failed one is deleted
+    const after = new DataSource(dataSourceOptions(url));
+    await after.initialize();
+    await after.runMigrations();
+    const status = async () => (await after.query(`SELECT "status", "deviceCount", "unfinishedCount", "failedCount" FROM ${UPLOAD} WHERE "id" = 'u-1'`))[0];
+    const steps = [await status()];
+    await after.query(`UPDATE ${DEVICE} SET "stateDeviceImportStatus" = $1 WHERE "id" = 'd-1'`, [importStatus('complete')]);
+    steps.push(await status());
+    await after.query(`DELETE FROM ${DEVICE} WHERE "id" = 'd-2'`);
+    steps.push(await status());
+    await after.destroy();
+    await dropSchema(url);
+
+    // assert
+    const v = uploadStatusValues();
+    expect(steps).toEqual([
+      { status: v.pending, deviceCount: 3, unfinishedCount: 1, failedCount: 1 },
+      { status: v.error, deviceCount: 3, unfinishedCount: 0, failedCount: 1 },
+      { status: v.complete, deviceCount: 2, unfinishedCount: 0, failedCount: 0 },
+    ]);
   });
 
   it('follow a write from a session whose search_path is another schema', async () => {

@@ -17,6 +17,7 @@ import { DropRedundantIndexes1764700000000 } from './migrations/1764700000000-Dr
 import { UploadStatusTriggersPostgres1764800000000 } from './migrations/1764800000000-UploadStatusTriggersPostgres';
 import { RegisteredDevices1764900000000 } from './migrations/1764900000000-RegisteredDevices';
 import { CheaperUploadStatusTriggers1765000000000 } from './migrations/1765000000000-CheaperUploadStatusTriggers';
+import { UploadDeviceCounts1765100000000 } from './migrations/1765100000000-UploadDeviceCounts';
 import { ODataError } from '../odata/errors';
 import { DatabaseFailure, Dialect, dialectFor, quote } from './dialect';
 import { GraphNamingStrategy } from './naming-strategy';
@@ -47,6 +48,7 @@ export const MIGRATIONS = [
   UploadStatusTriggersPostgres1764800000000,
   RegisteredDevices1764900000000,
   CheaperUploadStatusTriggers1765000000000,
+  UploadDeviceCounts1765100000000,
 ];
 
 /**

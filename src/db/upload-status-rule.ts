@@ -67,3 +67,13 @@ export function statusCategories(column: string): { unfinished: string; failed: 
   const v = uploadStatusValues();
   return { unfinished: `coalesce(${column} IN (${v.unfinished.join(', ')}), false)`, failed: `coalesce(${column} = ${v.failed}, false)` };
 }
+
+/**
+ * The rule from an upload's counts (SQL integer expressions): its devices, how many of them are unfinished and how
+ * many failed. PostgreSQL keeps these counts on the upload row (migration 1765100000000).
+ */
+export function statusOfCounts(devices: string, unfinished: string, failed: string): string {
+  const v = uploadStatusValues();
+  return `(CASE WHEN ${devices} = 0 THEN ${v.noUpload} WHEN ${unfinished} > 0 THEN ${v.pending}
+    WHEN ${failed} > 0 THEN ${v.error} ELSE ${v.complete} END)`;
+}
