@@ -8,8 +8,10 @@ import { drainOnShutdown } from './shutdown';
 import { mintToken, setupAuth } from './auth';
 import { DOCS_PATH } from './http/docs';
 import { ensureSelfSignedCertificate, SelfSignedCertificate } from './http/tls';
+import { keepHeapSmall } from './heap';
 
 async function main() {
+  keepHeapSmall();
   let config;
   try {
     config = loadConfig();
