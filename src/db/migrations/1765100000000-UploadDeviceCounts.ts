@@ -64,10 +64,12 @@ BEGIN
 END`;
 }
 
+/** Whether the device is unfinished / failed before (`o`) and after (`n`) the UPDATE, as SQL booleans of the row trigger. */
+const oldAndNew = () => ({ o: statusCategories('OLD."stateDeviceImportStatus"'), n: statusCategories('NEW."stateDeviceImportStatus"') });
+
 /** The body of the row trigger function (UPDATE, for the rows the trigger's WHEN passes). */
 export function uploadCountsFunctionBody(): string {
-  const o = statusCategories('OLD."stateDeviceImportStatus"');
-  const n = statusCategories('NEW."stateDeviceImportStatus"');
+  const { o, n } = oldAndNew();
   return `
 DECLARE
   side record;
@@ -91,8 +93,7 @@ END`;
 
 /** Which device UPDATEs the row trigger sees: a change of upload or tenant, or a crossing between categories. */
 export function updateTriggerWhen(): string {
-  const o = statusCategories('OLD."stateDeviceImportStatus"');
-  const n = statusCategories('NEW."stateDeviceImportStatus"');
+  const { o, n } = oldAndNew();
   return `(OLD."uploadId" IS NOT NULL OR NEW."uploadId" IS NOT NULL) AND (OLD."uploadId" IS DISTINCT FROM NEW."uploadId"
     OR OLD."tenantId" IS DISTINCT FROM NEW."tenantId" OR ${n.unfinished} <> ${o.unfinished} OR ${n.failed} <> ${o.failed})`;
 }
