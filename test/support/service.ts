@@ -90,7 +90,16 @@ export async function dropSchema(databaseUrl: string): Promise<void> {
 }
 
 export async function startService(env: Record<string, string> = {}, databaseUrl?: string): Promise<TestService> {
-  databaseUrl ??= await freshDatabaseUrl();
+  if (databaseUrl !== undefined) return startServiceOn(env, databaseUrl);
+  // A schema made here and refused at start (a bad setting) is dropped again, not left behind in the test database.
+  const fresh = await freshDatabaseUrl();
+  return startServiceOn(env, fresh).catch(async (err: unknown) => {
+    await dropSchema(fresh);
+    throw err;
+  });
+}
+
+async function startServiceOn(env: Record<string, string>, databaseUrl: string): Promise<TestService> {
   const config = loadConfig({
     NODE_ENV: 'test',
     PORT: '0',
