@@ -109,6 +109,15 @@ async function insertDevicesWithStatus(uploadId: string, statuses: (string | nul
   await raw.query(`INSERT INTO ${DEVICE} ("id", "tenantId", "uploadId", "stateDeviceImportStatus", "stateDeviceErrorCode", "version") VALUES ${values}`, params);
 }
 
+/** A DataSource on `url` with the migrations applied: all of them, or those before `upTo`. */
+async function migrated(url: string, upTo?: (typeof MIGRATIONS)[number]): Promise<DataSource> {
+  const migrations = upTo ? MIGRATIONS.slice(0, MIGRATIONS.indexOf(upTo)) : MIGRATIONS;
+  const source = new DataSource({ ...dataSourceOptions(url), migrations });
+  await source.initialize();
+  await source.runMigrations();
+  return source;
+}
+
 const setStatus = (id: string, status: string, on: RawSql = raw) =>
   on.query(`UPDATE ${DEVICE} SET "stateDeviceImportStatus" = ?, "version" = "version" + 1 WHERE "id" = ?`, [importStatus(status), id]);
 
@@ -330,9 +339,7 @@ onPostgres('PostgreSQL status triggers', () => {
   it('start from the right status when they are installed', async () => {
     // arrange: a database without the triggers, with an upload whose status lags behind its device
     const url = await freshDatabaseUrl();
-    const before = new DataSource({ ...dataSourceOptions(url), migrations: MIGRATIONS.slice(0, MIGRATIONS.indexOf(UploadStatusTriggersPostgres1764800000000)) });
-    await before.initialize();
-    await before.runMigrations();
+    const before = await migrated(url, UploadStatusTriggersPostgres1764800000000);
     await before.query(`INSERT INTO ${UPLOAD} ("id", "tenantId", "createdDateTimeUtc", "status", "version") VALUES ('u-1', 'default', 0, 0, 1)`);
     await before.query(
       `INSERT INTO ${DEVICE} ("id", "tenantId", "uploadId", "stateDeviceImportStatus", "version") VALUES ('d-1', 'default', 'u-1', $1, 1)`,
@@ -341,9 +348,7 @@ onPostgres('PostgreSQL status triggers', () => {
     await before.destroy();
 
     // act
-    const after = new DataSource(dataSourceOptions(url));
-    await after.initialize();
-    await after.runMigrations();
+    const after = await migrated(url);
     const [upload] = await after.query(`SELECT "status", "version" FROM ${UPLOAD} WHERE "id" = 'u-1'`);
     await after.destroy();
     await dropSchema(url);
@@ -355,9 +360,7 @@ onPostgres('PostgreSQL status triggers', () => {
   it('count the devices an upload already has when the counts are installed', async () => {
     // arrange: a database before the counts (migration 1765100000000), an upload with an unknown, a failed and a complete device
     const url = await freshDatabaseUrl();
-    const before = new DataSource({ ...dataSourceOptions(url), migrations: MIGRATIONS.slice(0, MIGRATIONS.indexOf(UploadDeviceCounts1765100000000)) });
-    await before.initialize();
-    await before.runMigrations();
+    const before = await migrated(url, UploadDeviceCounts1765100000000);
     await before.query(`INSERT INTO ${UPLOAD} ("id", "tenantId", "createdDateTimeUtc") VALUES ('u-1', 'default', 0)`);
     await before.query(
       `INSERT INTO ${DEVICE} ("id", "tenantId", "uploadId", "stateDeviceImportStatus", "version") VALUES ('d-1', 'default', 'u-1', $1, 1), ('d-2', 'default', 'u-1', $2, 1), ('d-3', 'default', 'u-1', $3, 1)`,
@@ -366,9 +369,7 @@ onPostgres('PostgreSQL status triggers', () => {
     await before.destroy();
 
     // act: migrate, then the unknown device completes and the failed one is deleted
-    const after = new DataSource(dataSourceOptions(url));
-    await after.initialize();
-    await after.runMigrations();
+    const after = await migrated(url);
     const status = async () => (await after.query(`SELECT "status", "deviceCount", "unfinishedCount", "failedCount" FROM ${UPLOAD} WHERE "id" = 'u-1'`))[0];
     const steps = [await status()];
     await after.query(`UPDATE ${DEVICE} SET "stateDeviceImportStatus" = $1 WHERE "id" = 'd-1'`, [importStatus('complete')]);

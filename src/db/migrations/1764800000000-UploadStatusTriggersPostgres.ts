@@ -26,6 +26,20 @@ const TRIGGERS = [
   { name: 'TR_device_truncate_upload_status', event: 'TRUNCATE', referencing: '' },
 ];
 
+/**
+ * A plpgsql trigger function with the migration's search_path pinned: raw SQL from a session with another
+ * search_path still finds the tables.
+ */
+export function triggerFunctionSql(verb: 'CREATE' | 'CREATE OR REPLACE', name: string, body: string): string {
+  return `${verb} FUNCTION ${name}() RETURNS trigger LANGUAGE plpgsql SET search_path FROM CURRENT AS $body$${body}$body$`;
+}
+
+/** The statement trigger of one event, as this migration creates it (with the transition tables that event passes). */
+export function statementTriggerSql(event: (typeof TRIGGERS)[number]['event']): string {
+  const t = TRIGGERS.find((x) => x.event === event)!;
+  return `CREATE TRIGGER "${t.name}" AFTER ${t.event} ON ${DEVICE} ${t.referencing} FOR EACH STATEMENT EXECUTE FUNCTION ${FUNCTION}()`;
+}
+
 /** Derives the status of the uploads `x` that `where` picks, writing (and bumping the ETag) only where it changed. */
 export function deriveStatus(where: string): string {
   const status = uploadStatusCase(DEVICE, `d."tenantId" = x."tenantId" AND d."uploadId" = x."id"`);
@@ -53,7 +67,15 @@ BEGIN
       UNION ALL
       (SELECT ${row} FROM old_devices EXCEPT SELECT ${row} FROM new_devices)
     ) c WHERE c."uploadId" IS NOT NULL;
-  ELSE
+${lockAndDerive()}`;
+}
+
+/**
+ * The end of the function body from TRUNCATE on (every upload with a status is affected), after the branches that
+ * filled `affected`: lock the affected uploads in id order, then derive their status in a fresh statement.
+ */
+export function lockAndDerive(): string {
+  return `  ELSE
     -- TRUNCATE: no transition tables; every upload lost its devices.
     SELECT array_agg(u."id") INTO affected FROM ${UPLOAD} u WHERE u."status" <> ${uploadStatusValues().noUpload};
   END IF;
@@ -72,13 +94,8 @@ export class UploadStatusTriggersPostgres1764800000000 implements MigrationInter
 
   async up(queryRunner: QueryRunner): Promise<void> {
     if (queryRunner.connection.options.type !== 'postgres') return;
-    // search_path pinned to the migration's: raw SQL from a session with another search_path still finds the tables.
-    await queryRunner.query(
-      `CREATE FUNCTION ${FUNCTION}() RETURNS trigger LANGUAGE plpgsql SET search_path FROM CURRENT AS $body$${uploadStatusFunctionBody()}$body$`,
-    );
-    for (const t of TRIGGERS) {
-      await queryRunner.query(`CREATE TRIGGER "${t.name}" AFTER ${t.event} ON ${DEVICE} ${t.referencing} FOR EACH STATEMENT EXECUTE FUNCTION ${FUNCTION}()`);
-    }
+    await queryRunner.query(triggerFunctionSql('CREATE', FUNCTION, uploadStatusFunctionBody()));
+    for (const t of TRIGGERS) await queryRunner.query(statementTriggerSql(t.event));
     // From here on the database owns the status: start from the right one (rows written by hand before may be off).
     await queryRunner.query(deriveStatus(''));
   }

@@ -1,7 +1,7 @@
 import { MigrationInterface, QueryRunner } from 'typeorm';
-import { statusAfterInsert, statusCategories, uploadStatusValues } from '../upload-status-rule';
+import { statusAfterInsert, statusCategories } from '../upload-status-rule';
 import { insertTriggerSql as previousSqliteInsertTrigger } from './1764600000000-UploadStatusTriggers';
-import { deriveStatus, uploadStatusFunctionBody as previousBody } from './1764800000000-UploadStatusTriggersPostgres';
+import { lockAndDerive, triggerFunctionSql, uploadStatusFunctionBody as previousBody } from './1764800000000-UploadStatusTriggersPostgres';
 
 /**
  * The upload-status triggers (UploadStatusTriggers1764600000000 on SQLite, UploadStatusTriggersPostgres1764800000000
@@ -56,22 +56,10 @@ BEGIN
       WHERE n."uploadId" IS DISTINCT FROM o."uploadId" OR n."tenantId" IS DISTINCT FROM o."tenantId"
          OR ${n.unfinished} <> ${o.unfinished} OR ${n.failed} <> ${o.failed}
     ) c WHERE c.u IS NOT NULL;
-  ELSE
-    -- TRUNCATE: no transition tables; every upload lost its devices.
-    SELECT array_agg(u."id") INTO affected FROM ${UPLOAD} u WHERE u."status" <> ${uploadStatusValues().noUpload};
-  END IF;
-  IF affected IS NULL THEN
-    RETURN NULL;
-  END IF;
-  PERFORM 1 FROM ${UPLOAD} u WHERE u."id" = ANY (affected) ORDER BY u."id" FOR UPDATE;
-  -- A new statement, so a fresh snapshot: it sees what the writers that held these locks before us committed.
-  ${deriveStatus(' WHERE x."id" = ANY (affected)')};
-  RETURN NULL;
-END`;
+${lockAndDerive()}`;
 }
 
-const replaceFunction = (body: string) =>
-  `CREATE OR REPLACE FUNCTION ${FUNCTION}() RETURNS trigger LANGUAGE plpgsql SET search_path FROM CURRENT AS $body$${body}$body$`;
+const replaceFunction = (body: string) => triggerFunctionSql('CREATE OR REPLACE', FUNCTION, body);
 
 export class CheaperUploadStatusTriggers1765000000000 implements MigrationInterface {
   name = 'CheaperUploadStatusTriggers1765000000000';

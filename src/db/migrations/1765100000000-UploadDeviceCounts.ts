@@ -1,6 +1,7 @@
 import { MigrationInterface, QueryRunner } from 'typeorm';
 import { statusCategories, statusOfCounts, uploadStatusValues } from '../upload-status-rule';
 import { uploadStatusFunctionBody as previousBody } from './1765000000000-CheaperUploadStatusTriggers';
+import { statementTriggerSql, triggerFunctionSql } from './1764800000000-UploadStatusTriggersPostgres';
 
 /**
  * PostgreSQL only: each upload row counts its devices, how many are unfinished (unknown, pending, partial) and how
@@ -98,9 +99,6 @@ export function updateTriggerWhen(): string {
     OR OLD."tenantId" IS DISTINCT FROM NEW."tenantId" OR ${n.unfinished} <> ${o.unfinished} OR ${n.failed} <> ${o.failed})`;
 }
 
-const createFunction = (name: string, body: string) =>
-  `CREATE OR REPLACE FUNCTION ${name}() RETURNS trigger LANGUAGE plpgsql SET search_path FROM CURRENT AS $body$${body}$body$`;
-
 export class UploadDeviceCounts1765100000000 implements MigrationInterface {
   name = 'UploadDeviceCounts1765100000000';
 
@@ -111,8 +109,8 @@ export class UploadDeviceCounts1765100000000 implements MigrationInterface {
     await queryRunner.query(`ALTER TABLE ${UPLOAD} ${COUNTS.map((c) => `ADD COLUMN "${c}" integer NOT NULL DEFAULT 0`).join(', ')}`);
     await queryRunner.query(`UPDATE ${UPLOAD} u SET ${addCounts('a.devices', 'a.unfinished', 'a.failed')}
       FROM (${countsOf(DEVICE, 1)}) a WHERE u."id" = a."uploadId" AND u."tenantId" = a."tenantId"`);
-    await queryRunner.query(createFunction(STATEMENT_FUNCTION, uploadStatusFunctionBody()));
-    await queryRunner.query(createFunction(ROW_FUNCTION, uploadCountsFunctionBody()));
+    await queryRunner.query(triggerFunctionSql('CREATE OR REPLACE', STATEMENT_FUNCTION, uploadStatusFunctionBody()));
+    await queryRunner.query(triggerFunctionSql('CREATE OR REPLACE', ROW_FUNCTION, uploadCountsFunctionBody()));
     await queryRunner.query(`DROP TRIGGER "${UPDATE_TRIGGER}" ON ${DEVICE}`);
     await queryRunner.query(
       `CREATE TRIGGER "${UPDATE_TRIGGER}" AFTER UPDATE ON ${DEVICE} FOR EACH ROW WHEN (${updateTriggerWhen()}) EXECUTE FUNCTION ${ROW_FUNCTION}()`,
@@ -123,11 +121,8 @@ export class UploadDeviceCounts1765100000000 implements MigrationInterface {
     if (queryRunner.connection.options.type !== 'postgres') return;
     await queryRunner.query(`DROP TRIGGER "${UPDATE_TRIGGER}" ON ${DEVICE}`);
     await queryRunner.query(`DROP FUNCTION ${ROW_FUNCTION}()`);
-    await queryRunner.query(createFunction(STATEMENT_FUNCTION, previousBody()));
-    await queryRunner.query(
-      `CREATE TRIGGER "${UPDATE_TRIGGER}" AFTER UPDATE ON ${DEVICE} REFERENCING OLD TABLE AS old_devices NEW TABLE AS new_devices
-       FOR EACH STATEMENT EXECUTE FUNCTION ${STATEMENT_FUNCTION}()`,
-    );
+    await queryRunner.query(triggerFunctionSql('CREATE OR REPLACE', STATEMENT_FUNCTION, previousBody()));
+    await queryRunner.query(statementTriggerSql('UPDATE'));
     await queryRunner.query(`ALTER TABLE ${UPLOAD} ${COUNTS.map((c) => `DROP COLUMN "${c}"`).join(', ')}`);
   }
 }
